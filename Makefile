@@ -1,0 +1,81 @@
+# certdesk — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Debian packages the project needs, and why:
+#   softhsm2            PKCS#11 tokens: CA keys in an HSM, emulated USB keys
+#   libharfbuzz-subset0 WeasyPrint embeds CJK font subsets fast (7 s a PDF without it)
+#   fonts-wqy-microhei  a CJK font for the application-form PDFs
+#   poppler-utils       pdftotext: tests read the generated PDFs
+#   openssl             tests verify certificates, CRLs and OCSP with the openssl CLI
+#   chromium            browser end-to-end tests (Playwright drives Debian's Chromium)
+SYSTEM_PACKAGES := softhsm2 libharfbuzz-subset0 fonts-wqy-microhei poppler-utils openssl chromium
+
+.PHONY: help run test lint e2e bench system-deps deps migrate demo clean
+
+help:
+	@echo "make run   - set up everything and start the portal with demo data on http://$(HOST):$(PORT)"
+	@echo "make test  - set up and run the whole suite (ruff, mypy, pytest)"
+	@echo "make lint  - ruff and mypy only"
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing"; \
+	    echo "install them with: sudo apt-get install$$missing   (see the Makefile for what each is for)"; exit 1; \
+	  fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: system-deps $(VENV)/.installed node_modules/.installed
+
+migrate: deps
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput -v 0
+
+demo: export CERTDESK_DEMO = true
+demo: migrate
+	$(PY) manage.py catalog_load_demo
+	$(PY) manage.py accounts_make_demo
+
+run: export CERTDESK_DEMO = true
+run: demo
+	@echo ""
+	@echo "  certdesk is starting on http://$(HOST):$(PORT)/"
+	@$(PY) manage.py accounts_make_demo --print-only
+	@echo "  demo inbox (every SMS / e-mail / WeChat message): http://$(HOST):$(PORT)/demo/inbox/"
+	@echo ""
+	@trap 'kill 0' EXIT INT TERM; \
+	  $(PY) manage.py db_worker --interval 0.5 & \
+	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy certdesk config
+
+test: deps lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules var staticfiles

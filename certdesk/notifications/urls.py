@@ -1,0 +1,6 @@
+from django.urls import path
+
+from certdesk.notifications import views
+
+app_name = "notifications"
+urlpatterns = [path("inbox/", views.demo_inbox, name="demo_inbox")]

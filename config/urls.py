@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("certdesk.portal.urls")),
+    path("accounts/", include("certdesk.accounts.urls")),
+    path("catalog/", include("certdesk.catalog.urls")),
+    path("demo/", include("certdesk.notifications.urls")),
+    path("pki/", include("certdesk.pki.urls")),
+    path("staff/admin/", admin.site.urls),
+]
