@@ -153,6 +153,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="certdesk <noreply@ce
 WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
 WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
 PAYMENT_GATEWAYS = env.list("PAYMENT_GATEWAYS", default=["sandbox"])
+# Fernet keys for personal data at rest, newest first (empty: derived from SECRET_KEY).
+PII_SEAL_KEYS = env.list("PII_SEAL_KEYS", default=[])
 
 # Account security (注册及登录).
 SMS_CODE_TTL_SECONDS = 5 * 60

@@ -5,6 +5,8 @@ urlpatterns = [
     path("", include("certdesk.portal.urls")),
     path("accounts/", include("certdesk.accounts.urls")),
     path("catalog/", include("certdesk.catalog.urls")),
+    path("orders/", include("certdesk.orders.urls")),
+    path("", include("certdesk.materials.urls")),
     path("demo/", include("certdesk.notifications.urls")),
     path("pki/", include("certdesk.pki.urls")),
     path("staff/admin/", admin.site.urls),

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.urls import reverse
 
 from certdesk.accounts.models import User
+from certdesk.catalog.models import CertificateType
+from certdesk.catalog.selectors import required_materials_list
+from certdesk.core.choices import BusinessType
+from certdesk.orders.models import Order
+from certdesk.orders.services import order_create
+from tests.factories import VALID_INFO
 
 
 @pytest.fixture
@@ -22,3 +33,63 @@ def other_customer(db: None) -> User:
 def customer_client(client: Client, customer: User) -> Client:
     client.force_login(customer)
     return client
+
+
+@pytest.fixture
+def demo_catalog(db: None) -> None:
+    from certdesk.catalog.services import catalog_load_demo
+
+    catalog_load_demo()
+
+
+@pytest.fixture
+def image_bytes() -> Callable[..., bytes]:
+    """A real image of the given format, made here (no binary fixtures in the repo)."""
+
+    def make(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: str = "white") -> bytes:
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGB", size, color).save(buffer, format=fmt)
+        return buffer.getvalue()
+
+    return make
+
+
+@pytest.fixture
+def certificate_type(demo_catalog: None) -> CertificateType:
+    return CertificateType.objects.get(code="cq-ggzy-org")
+
+
+@pytest.fixture
+def draft_order(customer: User, certificate_type: CertificateType) -> Order:
+    return order_create(
+        owner=customer, business_type=BusinessType.NEW, certificate_type_id=certificate_type.pk, years=2
+    )
+
+
+@pytest.fixture
+def upload_all(image_bytes: Callable[..., bytes]) -> Callable[[Client, Order], None]:
+    def upload(client: Client, order: Order) -> None:
+        for requirement in required_materials_list(
+            certificate_type=order.certificate_type, business_type=BusinessType.NEW
+        ):
+            file = SimpleUploadedFile(f"{requirement.kind.code}.png", image_bytes("PNG"), content_type="image/png")
+            response = client.post(
+                reverse("materials:upload", args=[order.number, requirement.kind.code]), {"file": file}
+            )
+            assert response.status_code == 302
+
+    return upload
+
+
+@pytest.fixture
+def complete_order(customer_client: Client, draft_order: Order, upload_all: Callable[[Client, Order], None]) -> Order:
+    """A new-certificate order with everything entered and uploaded, not yet submitted."""
+    assert customer_client.post(reverse("orders:info", args=[draft_order.number]), VALID_INFO).status_code == 302
+    assert (
+        customer_client.post(reverse("orders:print", args=[draft_order.number]), {"agreement": "on"}).status_code == 302
+    )
+    upload_all(customer_client, draft_order)
+    draft_order.refresh_from_db()
+    return draft_order

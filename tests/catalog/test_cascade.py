@@ -6,15 +6,9 @@ from django.test import Client
 from django.urls import reverse
 
 from certdesk.catalog.models import CertificateType, Industry, ProjectCategory, Region, SubProject
-from certdesk.catalog.services import catalog_load_demo
 
 pytestmark = pytest.mark.django_db
 SELECT = reverse("catalog:select")
-
-
-@pytest.fixture
-def demo_catalog() -> None:
-    catalog_load_demo()
 
 
 def _chongqing_path() -> dict[str, int]:

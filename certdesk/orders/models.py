@@ -1,0 +1,123 @@
+"""Orders (订单) of all seven business types and their event history.
+
+Status changes happen only in `certdesk.orders.services`; each one is a
+conditional update under a row lock that also writes an `OrderEvent` and an
+audit record.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from certdesk.catalog.models import CertificateType
+from certdesk.core.choices import BusinessType
+from certdesk.core.sealing import SealedCharField
+
+
+class OrderStatus(models.TextChoices):
+    DRAFT = "draft", _("草稿")
+    SUBMITTED = "submitted", _("待审核")
+    REJECTED = "rejected", _("审核不通过")
+    APPROVED = "approved", _("审核通过")
+    AWAITING_PAYMENT = "awaiting_payment", _("待付款")
+    PAID = "paid", _("已付款")
+    TO_SHIP = "to_ship", _("待发货")
+    SHIPPED = "shipped", _("已发货")
+    AWAITING_PICKUP = "awaiting_pickup", _("待自提")
+    READY_TO_DOWNLOAD = "ready_to_download", _("待下载")
+    READY_TO_UNLOCK = "ready_to_unlock", _("待解锁")
+    REMOTE_ASSISTANCE = "remote_assistance", _("远程协助")
+    COMPLETED = "completed", _("完成")
+    CANCELLED = "cancelled", _("已取消")
+    REFUNDED = "refunded", _("已退款")
+
+
+class InvoiceType(models.TextChoices):
+    NORMAL = "normal", _("普通电子发票")
+    SPECIAL = "special", _("增值税专用发票")
+
+
+class DeliveryMethod(models.TextChoices):
+    PICKUP = "pickup", _("自提")
+    MAIL = "mail", _("邮寄")
+
+
+class Order(models.Model):
+    number = models.CharField(_("订单号"), max_length=20, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    business_type = models.CharField(_("业务类型"), max_length=16, choices=BusinessType.choices)
+    status = models.CharField(
+        _("状态"), max_length=20, choices=OrderStatus.choices, default=OrderStatus.DRAFT, db_index=True
+    )
+    certificate_type = models.ForeignKey(CertificateType, on_delete=models.PROTECT, verbose_name=_("证书类别"))
+    years = models.PositiveSmallIntegerField(_("有效期（年）"), default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    agreement_accepted_at = models.DateTimeField(_("同意服务协议时间"), null=True, blank=True)
+
+    # 证书信息
+    cert_org_name = models.CharField(_("企业名称"), max_length=100, blank=True)
+    cert_uscc = models.CharField(_("统一社会信用代码"), max_length=18, blank=True)
+    # 单位信息
+    org_name = models.CharField(_("单位名称"), max_length=100, blank=True)
+    org_uscc = models.CharField(_("社会统一信用代码"), max_length=18, blank=True)
+    legal_rep_name = models.CharField(_("法人姓名"), max_length=50, blank=True)
+    legal_rep_id_number = SealedCharField(_("法人身份证号码"), blank=True)
+    legal_rep_mobile = models.CharField(_("法人移动电话"), max_length=11, blank=True)
+    office_phone = models.CharField(_("办公电话"), max_length=30, blank=True)
+    website = models.CharField(_("企业网站"), max_length=200, blank=True)
+    social_security_no = models.CharField(_("单位社保号"), max_length=30, blank=True)
+    # 发票信息
+    invoice_type = models.CharField(_("发票类型"), max_length=10, choices=InvoiceType.choices, blank=True)
+    invoice_title = models.CharField(_("发票抬头"), max_length=100, blank=True)
+    invoice_taxpayer_id = models.CharField(_("纳税人识别号"), max_length=20, blank=True)
+    invoice_address = models.CharField(_("注册地址"), max_length=200, blank=True)
+    invoice_phone = models.CharField(_("注册电话"), max_length=30, blank=True)
+    invoice_bank = models.CharField(_("开户银行"), max_length=100, blank=True)
+    invoice_account = models.CharField(_("银行账号"), max_length=40, blank=True)
+    invoice_email = models.EmailField(_("接收发票邮箱"), blank=True)
+    # 经办人信息
+    agent_name = models.CharField(_("经办人姓名"), max_length=50, blank=True)
+    agent_id_number = SealedCharField(_("经办人身份证号码"), blank=True)
+    agent_mobile = models.CharField(_("经办人移动电话"), max_length=11, blank=True)
+    agent_email = models.EmailField(_("经办人电子邮箱"), blank=True)
+    agent_wechat = models.CharField(_("微信号"), max_length=50, blank=True)
+    # 领取方式
+    delivery_method = models.CharField(_("领取方式"), max_length=10, choices=DeliveryMethod.choices, blank=True)
+    recipient_name = models.CharField(_("收件人"), max_length=50, blank=True)
+    recipient_phone = models.CharField(_("收件人电话"), max_length=11, blank=True)
+    shipping_address = models.CharField(_("邮寄地址"), max_length=200, blank=True)
+
+    # Set by review; shown to the customer after 审核不通过.
+    reject_reasons = models.JSONField(default=list, blank=True)
+    amount_fen = models.PositiveIntegerField(_("应付金额（分）"), default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("订单")
+        verbose_name_plural = _("订单")
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderEvent(models.Model):
+    """One row per step of an order's life: who, when, from what to what, why."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=40)
+    from_status = models.CharField(max_length=20, choices=OrderStatus.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=OrderStatus.choices, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    note = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("订单事件")
+        verbose_name_plural = _("订单事件")

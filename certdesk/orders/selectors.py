@@ -1,0 +1,132 @@
+"""Order reads: ownership-checked lookups, lists and what is still missing."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from certdesk.accounts.models import User
+from certdesk.catalog.selectors import required_materials_list
+from certdesk.core.choices import BusinessType
+from certdesk.orders.application_form import ApplicationFormData
+from certdesk.orders.models import DeliveryMethod, InvoiceType, Order, OrderEvent
+
+_UNIT = ["org_name", "org_uscc", "legal_rep_name", "legal_rep_id_number", "legal_rep_mobile"]
+_AGENT = ["agent_name", "agent_id_number", "agent_mobile", "agent_email"]
+_INVOICE = {
+    InvoiceType.NORMAL: ["invoice_title", "invoice_taxpayer_id", "invoice_email"],
+    InvoiceType.SPECIAL: [
+        "invoice_title",
+        "invoice_taxpayer_id",
+        "invoice_address",
+        "invoice_phone",
+        "invoice_bank",
+        "invoice_account",
+        "invoice_email",
+    ],
+}
+_MAIL = ["recipient_name", "recipient_phone", "shipping_address"]
+
+
+def required_info_fields(*, business_type: str, invoice_type: str, delivery_method: str) -> list[str]:
+    """The one definition of which 录入信息 fields are required (marked * on the form)."""
+    required = ["cert_org_name", "cert_uscc", *_UNIT, *_AGENT]
+    if business_type in (BusinessType.NEW, BusinessType.REISSUE, BusinessType.RENEW):
+        required.append("invoice_type")
+        required += _INVOICE.get(InvoiceType(invoice_type), []) if invoice_type in InvoiceType.values else []
+    if business_type in (BusinessType.NEW, BusinessType.REISSUE, BusinessType.REDISPATCH):
+        required.append("delivery_method")
+        if delivery_method == DeliveryMethod.MAIL:
+            required += _MAIL
+    return required
+
+
+def order_for_owner(*, number: str, user: User) -> Order | None:
+    """The order if `user` owns it; None otherwise (views answer 404 either way)."""
+    return (
+        Order.objects.select_related("certificate_type__sub_project__category__industry__region")
+        .filter(number=number, owner=user)
+        .first()
+    )
+
+
+def order_list_for_owner(*, user: User) -> QuerySet[Order]:
+    return Order.objects.filter(owner=user).select_related("certificate_type").order_by("-created_at", "-id")
+
+
+def order_events(*, order: Order) -> QuerySet[OrderEvent]:
+    return order.events.select_related("actor").order_by("created_at", "id")
+
+
+def order_missing_items(*, order: Order) -> list[str]:
+    """What stands between this order and 提交, in words the customer understands."""
+    from certdesk.materials.models import MaterialUpload
+
+    missing: list[str] = []
+    empty = [
+        str(getattr(Order._meta.get_field(name), "verbose_name", name))
+        for name in required_info_fields(
+            business_type=order.business_type,
+            invoice_type=order.invoice_type,
+            delivery_method=order.delivery_method,
+        )
+        if not getattr(order, name)
+    ]
+    if empty:
+        missing.append("请在“录入信息”中填写" + "、".join(empty))
+    if order.agreement_accepted_at is None:
+        missing.append("请阅读并勾选同意《数字证书服务协议》")
+    uploaded = set(MaterialUpload.objects.filter(order=order).values_list("kind_id", flat=True))
+    absent = [
+        requirement.kind.name
+        for requirement in required_materials_list(
+            certificate_type=order.certificate_type, business_type=BusinessType(order.business_type)
+        )
+        if requirement.is_required and requirement.kind_id not in uploaded
+    ]
+    if absent:
+        missing.append("请上传" + "、".join(absent))
+    return missing
+
+
+def order_application_form_data(*, order: Order) -> ApplicationFormData:
+    """What the 数字证书申请表 prints, from what the customer entered."""
+    sub_project = order.certificate_type.sub_project
+    category = sub_project.category
+    if order.invoice_type:
+        invoice = f"{order.get_invoice_type_display()}：{order.invoice_title} {order.invoice_taxpayer_id}"
+        if order.invoice_type == InvoiceType.SPECIAL:
+            invoice += f"\n{order.invoice_address} {order.invoice_phone}\n{order.invoice_bank} {order.invoice_account}"
+        invoice += f"\n接收邮箱：{order.invoice_email}"
+    else:
+        invoice = ""
+    if order.delivery_method == DeliveryMethod.MAIL:
+        address = f"{order.shipping_address}（{order.recipient_name} {order.recipient_phone}）"
+    elif order.delivery_method == DeliveryMethod.PICKUP:
+        address = "自提"
+    else:
+        address = ""
+    return ApplicationFormData(
+        order_number=order.number,
+        business_type=order.business_type,
+        certificate_type_name=order.certificate_type.name,
+        years=order.years,
+        org_name=order.org_name,
+        legal_rep_name=order.legal_rep_name,
+        legal_rep_mobile=order.legal_rep_mobile,
+        office_phone=order.office_phone,
+        website=order.website,
+        agent_name=order.agent_name,
+        agent_mobile=order.agent_mobile,
+        agent_email=order.agent_email,
+        agent_wechat=order.agent_wechat,
+        shipping_address=address,
+        org_uscc=order.org_uscc,
+        legal_rep_id_number=order.legal_rep_id_number,
+        agent_id_number=order.agent_id_number,
+        social_security_no=order.social_security_no,
+        taxpayer_id=order.invoice_taxpayer_id or order.org_uscc,
+        invoice_info=invoice,
+        project_region=category.industry.region.name,
+        project_category=category.industry.name,
+        project_name=sub_project.name,
+    )
