@@ -142,13 +142,15 @@ def application_form_render_pdf(*, data: ApplicationFormData) -> bytes:
 
 
 def _qr_data_uri(order_number: str) -> str:
-    # Vector, so it prints sharp at any size; level M survives a stamp's edge or a crease.
-    qr = segno.make_qr(order_number, error="m", boost_error=False)
-    uri: str = qr.svg_data_uri(scale=4, border=2)
+    # Vector, so it prints sharp at any size. Error level at least M (segno raises it
+    # when that costs no size) to survive a stamp's edge or a crease; the standard
+    # four-module quiet zone.
+    qr = segno.make_qr(order_number, error="m")
+    uri: str = qr.svg_data_uri(scale=4, border=4)
     return uri
 
 
-class LocalOnlyURLFetcher(URLFetcher):  # type: ignore[misc]
+class LocalOnlyURLFetcher(URLFetcher):
     """Data URIs and files beside the template only: customer text must never make the renderer fetch anything."""
 
     def fetch(self, url: str, headers: dict[str, str] | None = None) -> Any:
