@@ -67,6 +67,7 @@ run: demo
 	@echo ""
 	@trap 'kill 0' EXIT INT TERM; \
 	  $(PY) manage.py db_worker --interval 0.5 & \
+	  $(PY) manage.py scheduler & \
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 lint: deps
