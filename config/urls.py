@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from certdesk.accounts.views import staff_login
+
 urlpatterns = [
     path("", include("certdesk.portal.urls")),
     path("accounts/", include("certdesk.accounts.urls")),
@@ -10,4 +12,6 @@ urlpatterns = [
     path("", include("certdesk.notifications.urls")),
     path("pki/", include("certdesk.pki.urls")),
     path("staff/admin/", admin.site.urls),
+    path("staff/login/", staff_login, name="staff_login"),
+    path("staff/", include("certdesk.review.urls")),
 ]

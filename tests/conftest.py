@@ -93,3 +93,33 @@ def complete_order(customer_client: Client, draft_order: Order, upload_all: Call
     upload_all(customer_client, draft_order)
     draft_order.refresh_from_db()
     return draft_order
+
+
+@pytest.fixture
+def reviewer(db: None) -> User:
+    from django.contrib.auth.models import Group
+
+    from certdesk.accounts.roles import ROLE_REVIEWER, staff_roles_ensure
+
+    staff_roles_ensure()
+    user = User.objects.create_user(mobile="13900000011", password="Rev1ewer-Pass-2026", is_staff=True)
+    user.groups.add(Group.objects.get(name=ROLE_REVIEWER))
+    return user
+
+
+@pytest.fixture
+def second_reviewer(reviewer: User) -> User:
+    from django.contrib.auth.models import Group
+
+    from certdesk.accounts.roles import ROLE_REVIEWER
+
+    user = User.objects.create_user(mobile="13900000012", password="Rev1ewer-Pass-2026", is_staff=True)
+    user.groups.add(Group.objects.get(name=ROLE_REVIEWER))
+    return user
+
+
+@pytest.fixture
+def submitted_order(complete_order: Order, customer: User) -> Order:
+    from certdesk.orders.services import order_submit
+
+    return order_submit(order=complete_order, actor=customer)

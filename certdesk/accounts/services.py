@@ -195,10 +195,12 @@ def _raise_if_locked(*, mobile: str, ip: str) -> None:
             )
 
 
-def user_authenticate_password(*, mobile: str, password: str, ip: str = "") -> User:
+def user_authenticate_password(*, mobile: str, password: str, ip: str = "", staff_only: bool = False) -> User:
+    """Check the password, counting failures towards the lockout. With `staff_only`,
+    a customer account fails exactly like a wrong password (the staff entry point)."""
     _raise_if_locked(mobile=mobile, ip=ip)
     user = User.objects.filter(mobile=mobile, is_active=True).first()
-    if user is None or not user.check_password(password):
+    if user is None or not user.check_password(password) or (staff_only and not user.is_staff):
         with transaction.atomic():
             LoginFailure.objects.create(mobile=mobile, ip=ip)
             audit_log(action="account.login_failed", actor=mobile, object_type="user", ip=ip)
@@ -223,7 +225,7 @@ def user_authenticate_password(*, mobile: str, password: str, ip: str = "") -> U
             object_type="user",
             object_id=user.pk,
             ip=ip,
-            data={"method": "password"},
+            data={"method": "password", "staff": staff_only},
         )
     return user
 

@@ -156,3 +156,25 @@ def password_reset(request: HttpRequest) -> HttpResponse:
 def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)
     return redirect("portal:home")
+
+
+def staff_login(request: HttpRequest) -> HttpResponse:
+    """Staff sign in here, with the same lockout as customers; customers are refused."""
+    form = PasswordLoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_authenticate_password(
+                mobile=form.cleaned_data["mobile"],
+                password=form.cleaned_data["password"],
+                ip=client_ip(request),
+                staff_only=True,
+            )
+        except DomainError as error:
+            _show_error(form, error)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            target = request.POST.get("next") or ""
+            if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+                return redirect(target)
+            return redirect("review:dashboard")
+    return render(request, "accounts/staff_login.html", {"form": form, "next": request.GET.get("next", "")})

@@ -56,6 +56,8 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # One working day after (re)submission, on the Chinese calendar; the review queue sorts by it.
+    review_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
     agreement_accepted_at = models.DateTimeField(_("同意服务协议时间"), null=True, blank=True)
 
     # 证书信息
@@ -99,7 +101,15 @@ class Order(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("订单")
         verbose_name_plural = _("订单")
-        indexes = [models.Index(fields=["owner", "-created_at"])]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["status", "review_due_at"]),
+        ]
+        permissions = [
+            ("review_order", _("审核订单")),
+            ("issue_order", _("制证与发货")),
+            ("support_order", _("客服：远程协助与查询")),
+        ]
 
     def __str__(self) -> str:
         return self.number

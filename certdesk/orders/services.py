@@ -21,6 +21,7 @@ from certdesk.audit.services import audit_log
 from certdesk.catalog.selectors import certificate_type_get
 from certdesk.core.choices import BusinessType
 from certdesk.core.errors import DomainError, InvalidTransition
+from certdesk.core.workdays import working_day_deadline
 from certdesk.orders.models import Order, OrderEvent, OrderStatus
 from certdesk.orders.selectors import order_missing_items
 from certdesk.orders.transitions import CANCELLABLE, EDITABLE, allowed_next
@@ -212,12 +213,13 @@ def order_submit(*, order: Order, actor: User) -> Order:
     if missing:
         raise DomainError(_("还不能提交：") + "；".join(missing) + "。", code="incomplete")
     resubmit = locked.status == OrderStatus.REJECTED
+    now = timezone.now()
     return order_transition(
         order=locked,
         to_status=OrderStatus.SUBMITTED,
         actor=actor,
         kind="resubmitted" if resubmit else "submitted",
-        set_fields={"submitted_at": timezone.now()},
+        set_fields={"submitted_at": now, "review_due_at": working_day_deadline(now)},
     )
 
 

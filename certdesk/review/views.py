@@ -1,0 +1,194 @@
+"""The operator console: dashboard, review queue, review page and decisions."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from certdesk.accounts.models import User
+from certdesk.accounts.staff import staff_required
+from certdesk.core.choices import BusinessType
+from certdesk.core.errors import DomainError
+from certdesk.materials.models import MaterialUpload
+from certdesk.materials.views import material_slots
+from certdesk.orders.application_form import application_form_render_pdf
+from certdesk.orders.models import Order, OrderStatus
+from certdesk.orders.selectors import order_application_form_data, order_events
+from certdesk.orders.services import OrderInfo
+from certdesk.review.reasons import REJECT_REASONS
+from certdesk.review.selectors import (
+    order_counts_by_status,
+    order_for_staff,
+    order_validator_results,
+    overdue_count,
+    review_queue,
+)
+from certdesk.review.services import (
+    CLAIM_TTL,
+    RejectReason,
+    review_approve,
+    review_claim,
+    review_reject,
+    review_release,
+)
+
+REVIEW = "orders.review_order"
+
+
+def _order(number: str) -> Order:
+    order = order_for_staff(number=number)
+    if order is None:
+        raise Http404
+    return order
+
+
+def _reviewer(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@staff_required()
+def dashboard(request: HttpRequest) -> HttpResponse:
+    counts = order_counts_by_status()
+    rows = [(status.label, status.value, counts.get(status.value, 0)) for status in OrderStatus]
+    return render(request, "review/dashboard.html", {"rows": rows, "overdue": overdue_count()})
+
+
+@staff_required(REVIEW)
+def queue(request: HttpRequest) -> HttpResponse:
+    business_type = request.GET.get("type", "")
+    if business_type not in BusinessType.values:
+        business_type = ""
+    page = Paginator(review_queue(business_type=business_type), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "review/queue.html",
+        {
+            "page": page,
+            "now": timezone.now(),
+            "business_type": business_type,
+            "types": BusinessType.choices,
+            "claim_ttl": CLAIM_TTL,
+        },
+    )
+
+
+@staff_required(REVIEW)
+def review_page(request: HttpRequest, number: str) -> HttpResponse:
+    order = _order(number)
+    field_targets = [
+        (f"field:{name}", str(getattr(Order._meta.get_field(name), "verbose_name", name)))
+        for name in OrderInfo.field_names()
+        if getattr(order, name)
+    ]
+    slots = material_slots(order=order)
+    material_targets = [(f"material:{slot.kind.code}", slot.kind.name) for slot in slots]
+    claim = getattr(order, "review_claim", None)
+    return render(
+        request,
+        "review/review.html",
+        {
+            "order": order,
+            "slots": slots,
+            "events": order_events(order=order),
+            "checks": order_validator_results(order=order),
+            "targets": [("", "整个订单"), *material_targets, *field_targets],
+            "reasons": REJECT_REASONS.items(),
+            "claim": claim if claim and claim.claimed_at + CLAIM_TTL > timezone.now() else None,
+            "decidable": order.status == OrderStatus.SUBMITTED,
+            "reason_rows": range(3),
+        },
+    )
+
+
+def _decide(request: HttpRequest, number: str, action: str) -> HttpResponse:
+    order = _order(number)
+    reviewer = _reviewer(request)
+    try:
+        if action == "claim":
+            review_claim(order=order, reviewer=reviewer)
+            messages.success(request, f"已领取订单 {order.number}。")
+        elif action == "release":
+            review_release(order=order, reviewer=reviewer)
+            messages.info(request, f"已释放订单 {order.number}。")
+        elif action == "approve":
+            order = review_approve(order=order, reviewer=reviewer, note=request.POST.get("note", "")[:500])
+            messages.success(request, f"订单 {order.number} 审核通过，状态：{order.get_status_display()}。")
+            return redirect("review:queue")
+        else:
+            reasons = _reasons_from_post(request, order)
+            review_reject(order=order, reviewer=reviewer, reasons=reasons)
+            messages.success(request, f"订单 {order.number} 已退回，原因已通知客户。")
+            return redirect("review:queue")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("review:order", number=order.number)
+
+
+def _reasons_from_post(request: HttpRequest, order: Order) -> list[RejectReason]:
+    labels = {"": ""}
+    labels.update(
+        {
+            f"field:{name}": str(getattr(Order._meta.get_field(name), "verbose_name", name))
+            for name in OrderInfo.field_names()
+        }
+    )
+    labels.update({f"material:{slot.kind.code}": slot.kind.name for slot in material_slots(order=order)})
+    reasons = []
+    for target, code, text in zip(
+        request.POST.getlist("target"), request.POST.getlist("code"), request.POST.getlist("text"), strict=False
+    ):
+        if not code and not text.strip():
+            continue
+        if target not in labels:
+            raise DomainError("退回原因指向的字段或材料不存在。", code="unknown_target")
+        reasons.append(RejectReason(target=target, target_label=labels[target], code=code or "other", text=text[:300]))
+    return reasons
+
+
+@staff_required(REVIEW)
+@require_POST
+def claim(request: HttpRequest, number: str) -> HttpResponse:
+    return _decide(request, number, "claim")
+
+
+@staff_required(REVIEW)
+@require_POST
+def release(request: HttpRequest, number: str) -> HttpResponse:
+    return _decide(request, number, "release")
+
+
+@staff_required(REVIEW)
+@require_POST
+def approve(request: HttpRequest, number: str) -> HttpResponse:
+    return _decide(request, number, "approve")
+
+
+@staff_required(REVIEW)
+@require_POST
+def reject(request: HttpRequest, number: str) -> HttpResponse:
+    return _decide(request, number, "reject")
+
+
+@staff_required("orders.view_order")
+def material_file(request: HttpRequest, number: str, kind_code: str) -> FileResponse:
+    upload = MaterialUpload.objects.filter(order__number=number, kind__code=kind_code).first()
+    if upload is None:
+        raise Http404
+    response = FileResponse(upload.file.open("rb"), content_type=upload.content_type)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@staff_required("orders.view_order")
+def form_pdf(request: HttpRequest, number: str) -> HttpResponse:
+    order = _order(number)
+    response = HttpResponse(
+        application_form_render_pdf(data=order_application_form_data(order=order)), content_type="application/pdf"
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
