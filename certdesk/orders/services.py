@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -223,9 +224,19 @@ def order_submit(*, order: Order, actor: User) -> Order:
     )
 
 
+# Sent inside the cancelling transaction, with the order row locked, before the
+# status changes: receivers (payments) close what hangs off the order, or raise a
+# DomainError to refuse. Keeps orders from importing the apps built on it.
+order_cancelling = Signal()
+
+
+@transaction.atomic
 def order_cancel(*, order: Order, actor: User, reason: str = "") -> Order:
+    locked = order_lock(order_id=order.pk)
+    if locked.status in CANCELLABLE:
+        order_cancelling.send(sender=Order, order=locked, actor=actor)
     return order_transition(
-        order=order,
+        order=locked,
         to_status=OrderStatus.CANCELLED,
         actor=actor,
         kind="cancelled",
