@@ -12,9 +12,10 @@ PORT ?= 8000
 #   libharfbuzz-subset0 WeasyPrint embeds CJK font subsets fast (7 s a PDF without it)
 #   fonts-wqy-microhei  a CJK font for the application-form PDFs
 #   poppler-utils       pdftotext: tests read the generated PDFs
+#   zbar-tools          zbarimg: tests read back the QR code printed on the application form
 #   openssl             tests verify certificates, CRLs and OCSP with the openssl CLI
 #   chromium            browser end-to-end tests (Playwright drives Debian's Chromium)
-SYSTEM_PACKAGES := softhsm2 libharfbuzz-subset0 fonts-wqy-microhei poppler-utils openssl chromium
+SYSTEM_PACKAGES := softhsm2 libharfbuzz-subset0 fonts-wqy-microhei poppler-utils zbar-tools openssl chromium
 
 .PHONY: help run test lint e2e bench system-deps deps migrate demo clean
 

@@ -23,12 +23,14 @@ import hashlib
 import io
 import math
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.utils.translation import gettext as _
-from PIL import Image, ImageOps, JpegImagePlugin
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
 from certdesk.core.errors import DomainError
 
@@ -43,8 +45,6 @@ MAX_PIXELS = 40_000_000
 # Never loosen a stricter limit set elsewhere in the process.
 if Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS > MAX_PIXELS:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-
-ALLOWED_EXTENSIONS_TEXT = "jpg、jpeg、bmp、gif、png"
 
 # Pillow format name -> (canonical extension, content type)
 _FORMATS: dict[str, tuple[str, str]] = {
@@ -330,7 +330,6 @@ def _jpeg_stream(raw: bytes, start: int) -> tuple[int, int, int, bool]:
 
 def _jpeg_layout(raw: bytes) -> _Layout:
     end, width, height, has_mpf = _jpeg_stream(raw, 0)
-    frames = 1
     if has_mpf:
         # CIPA DC-007 multi-picture files (HDR gain maps, depth maps of recent
         # phones) put further complete JPEG streams after the first EOI. They
@@ -338,7 +337,7 @@ def _jpeg_layout(raw: bytes) -> _Layout:
         # primary image is kept.
         while raw.startswith(b"\xff\xd8", end):
             end = _jpeg_stream(raw, end)[0]
-    return _Layout(width=width, height=height, end=end, frames=frames)
+    return _Layout(width=width, height=height, end=end, frames=1)
 
 
 def _png_layout(raw: bytes) -> _Layout:
@@ -514,12 +513,35 @@ def _corrupt_error(name: str) -> DomainError:
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error)
 
 
+@contextlib.contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """Pillow refuses truncated or broken pixel data, whatever the process set.
+
+    WeasyPrint sets `ImageFile.LOAD_TRUNCATED_IMAGES = True` for the whole
+    process when it is imported (weasyprint/images.py), and the portal imports
+    it for the application form PDF. With it, Pillow silently pads a broken
+    image with grey. The flag is a module global, so flip it back only for our
+    decode and only one decode at a time.
+    """
+    with _STRICT_DECODING_LOCK:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+_STRICT_DECODING_LOCK = threading.Lock()
+
+
 def _decode_and_reencode(*, raw: bytes, fmt: str, name: str) -> tuple[bytes, int, int]:
     try:
-        with Image.open(io.BytesIO(raw), formats=[fmt]) as image:
+        with _strict_decoding():
+            image = Image.open(io.BytesIO(raw), formats=[fmt])
             _check_pixels(width=image.width, height=image.height, name=name)
             image.load()  # a full decode: truncated or broken pixel data fails here
-            return _reencode(image=image, fmt=fmt, name=name)
+        return _reencode(image=image, fmt=fmt, name=name)
     except Image.DecompressionBombError:
         raise DomainError(
             _("图片“%(name)s”像素过多，超过 %(limit)d 万像素上限，请降低分辨率后重新上传。")
@@ -558,9 +580,11 @@ def _reencode(*, image: Image.Image, fmt: str, name: str) -> tuple[bytes, int, i
     out = io.BytesIO()
     oriented.save(out, format=fmt, **params)
     cleaned = out.getvalue()
-    if len(cleaned) > MAX_UPLOAD_BYTES:
-        # Only run-length-encoded BMPs grow like this (stored uncompressed, up to 40 MB
-        # from a few KB); the others are re-compressed.
+    if fmt == "BMP" and len(cleaned) > MAX_UPLOAD_BYTES:
+        # Pillow writes BMPs uncompressed, so a run-length-encoded upload of a few KB
+        # could be stored as up to 40 MB. The other formats are re-compressed and stay
+        # near the upload's size (a few percent either way), so they are not checked
+        # again: a 2.9 MB photo must not be refused for what we did to it.
         raise DomainError(
             _("图片“%(name)s”解压后大小为 %(size)s，超过 3MB（3072KB）上限，请另存为 jpg 或 png 格式后重新上传。")
             % {"name": name, "size": _size_text(len(cleaned))},
