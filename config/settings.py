@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "django_tasks",
     "django_tasks_db",
     "certdesk.core",
@@ -55,8 +57,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "certdesk.core.middleware.SecurityHeadersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -168,15 +172,43 @@ LOGIN_MAX_FAILURES = 5
 LOGIN_LOCKOUT_SECONDS = 15 * 60
 LOGIN_MAX_FAILURES_PER_IP = env.int("LOGIN_MAX_FAILURES_PER_IP", default=50)
 
+# Staff sign in with a password and a TOTP code (django-otp).
+STAFF_OTP_REQUIRED = env.bool("STAFF_OTP_REQUIRED", default=True)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="certdesk")
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if env.bool("SECURE_COOKIES", default=not DEBUG and not DEMO_MODE):
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# No inline scripts anywhere; styles may be inline (htmx swaps, the PDF QR).
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+        "object-src 'none'"
+    ),
+)
+
+# Production: behind a TLS-terminating proxy (docs/deployment.md).
+PRODUCTION = env.bool("CERTDESK_PRODUCTION", default=False)
+if PRODUCTION:
+    if SECRET_KEY.startswith("insecure-"):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("Set SECRET_KEY (50+ random characters) for production.")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Secure-sessionid"
+    CSRF_COOKIE_NAME = "__Secure-csrftoken"
 
 LOGGING = {
     "version": 1,
@@ -191,3 +223,27 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
     },
 }
+
+# --- notifications (issue #5): outbox delivery, WeChat official account, reminders ---
+# WeChat channel class: the console one keeps messages for the demo inbox; set
+# certdesk.notifications.channels.wechat.WechatTemplateChannel in production.
+WECHAT_BACKEND = env.str("WECHAT_BACKEND", default="certdesk.notifications.channels.wechat.ConsoleWechatChannel")
+WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com")
+WECHAT_OAUTH_AUTHORIZE_URL = env.str(
+    "WECHAT_OAUTH_AUTHORIZE_URL", default="https://open.weixin.qq.com/connect/oauth2/authorize"
+)
+# event → template id, or → {"template_id": "...", "keys": ["character_string1", "thing2", ...]}
+# (default field names keyword1, keyword2, …). Events without a template are not sent by WeChat.
+WECHAT_TEMPLATES = env.json("WECHAT_TEMPLATES", default={})
+WECHAT_TOKEN = env.str("WECHAT_TOKEN", default="")  # the server-callback token set in the WeChat console
+WECHAT_TIMEOUT = env.int("WECHAT_TIMEOUT", default=10)
+WECHAT_BINDING_MAX_AGE = env.int("WECHAT_BINDING_MAX_AGE", default=10 * 60)
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=12)
+NOTIFY_RETRY_BASE_SECONDS = env.int("NOTIFY_RETRY_BASE_SECONDS", default=60)
+NOTIFY_RETRY_MAX_SECONDS = env.int("NOTIFY_RETRY_MAX_SECONDS", default=4 * 3600)
+# How long a worker may hold a claimed message; must exceed every provider timeout.
+NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=5 * 60)
+NOTIFY_EXPIRY_REMIND_DAYS = env.list("NOTIFY_EXPIRY_REMIND_DAYS", cast=int, default=[30, 7, 1])
+NOTIFY_EXPIRING_CERTIFICATES_SELECTOR = env.str(
+    "NOTIFY_EXPIRING_CERTIFICATES_SELECTOR", default="certdesk.notifications.expiry.expiring_certificates_none"
+)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from certdesk.accounts.views import staff_login
+from certdesk.accounts.views import staff_login, staff_otp
 
 urlpatterns = [
     path("", include("certdesk.portal.urls")),
@@ -13,5 +13,6 @@ urlpatterns = [
     path("pki/", include("certdesk.pki.urls")),
     path("staff/admin/", admin.site.urls),
     path("staff/login/", staff_login, name="staff_login"),
+    path("staff/otp/", staff_otp, name="staff_otp"),
     path("staff/", include("certdesk.review.urls")),
 ]

@@ -123,3 +123,19 @@ def submitted_order(complete_order: Order, customer: User) -> Order:
     from certdesk.orders.services import order_submit
 
     return order_submit(order=complete_order, actor=customer)
+
+
+@pytest.fixture
+def staff_client_for() -> Callable[[User], Client]:
+    """A client signed in as a staff member who passed the TOTP step, the real way."""
+    from certdesk.accounts.otp import demo_current_code, staff_otp_device
+
+    def sign_in(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        code = demo_current_code(staff_otp_device(user=user))
+        response = client.post(reverse("staff_otp"), {"token": code})
+        assert response.status_code == 302, response.content.decode()
+        return client
+
+    return sign_in

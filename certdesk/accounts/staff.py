@@ -15,6 +15,8 @@ from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 
+from certdesk.accounts.otp import staff_otp_required
+
 View = Callable[..., HttpResponseBase]
 
 
@@ -27,6 +29,9 @@ def staff_required(permission: str | None = None) -> Callable[[View], View]:
                 return redirect_to_login(request.get_full_path(), reverse("staff_login"))
             if not user.is_staff or (permission is not None and not user.has_perm(permission)):
                 raise Http404
+            # OTPMiddleware adds is_verified() to the request's user.
+            if staff_otp_required(user) and not user.is_verified():  # type: ignore[union-attr,attr-defined]
+                return redirect_to_login(request.get_full_path(), reverse("staff_otp"))
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -3,13 +3,19 @@ beside the field it concerns and everything the user typed stays in the form."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
+from urllib.parse import urlencode
 
+import segno
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -21,7 +27,8 @@ from certdesk.accounts.forms import (
     SendCodeForm,
     SmsLoginForm,
 )
-from certdesk.accounts.models import SmsPurpose
+from certdesk.accounts.models import SmsPurpose, User
+from certdesk.accounts.otp import demo_current_code, staff_otp_device, staff_otp_required, staff_otp_verify
 from certdesk.accounts.services import (
     sms_code_send,
     user_authenticate_password,
@@ -174,7 +181,38 @@ def staff_login(request: HttpRequest) -> HttpResponse:
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             target = request.POST.get("next") or ""
-            if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-                return redirect(target)
-            return redirect("review:dashboard")
+            if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+                target = reverse("review:dashboard")
+            if staff_otp_required(user):
+                return redirect(f"{reverse('staff_otp')}?{urlencode({'next': target})}")
+            return redirect(target)
     return render(request, "accounts/staff_login.html", {"form": form, "next": request.GET.get("next", "")})
+
+
+@login_required
+def staff_otp(request: HttpRequest) -> HttpResponse:
+    """Second step of the staff login: enrol a TOTP authenticator, or enter its code."""
+    user = request.user
+    assert isinstance(user, User)
+    if not user.is_staff:
+        raise Http404
+    device = staff_otp_device(user=user)
+    error = ""
+    if request.method == "POST":
+        if staff_otp_verify(request=request, user=user, token=request.POST.get("token", "")):
+            target = request.POST.get("next") or ""
+            if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+                target = reverse("review:dashboard")
+            return redirect(target)
+        error = "动态码不正确或已过期，请输入身份验证器上当前显示的6位数字。"
+    context = {
+        "device": device,
+        "enrolling": not device.confirmed,
+        "error": error,
+        "next": request.POST.get("next") or request.GET.get("next", ""),
+        "demo_code": demo_current_code(device) if settings.DEMO_MODE else "",
+    }
+    if not device.confirmed:
+        context["qr_svg"] = segno.make(device.config_url, error="m").svg_inline(scale=4, title="TOTP")
+        context["secret"] = base64.b32encode(device.bin_key).decode()
+    return render(request, "accounts/staff_otp.html", context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -22,10 +23,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def reviewer_client(reviewer: User) -> Client:
-    client = Client()
-    client.force_login(reviewer)
-    return client
+def reviewer_client(reviewer: User, staff_client_for: Callable[[User], Client]) -> Client:
+    return staff_client_for(reviewer)
 
 
 def test_staff_login_refuses_customers(client: Client, customer: User) -> None:
@@ -34,11 +33,27 @@ def test_staff_login_refuses_customers(client: Client, customer: User) -> None:
     assert "手机号码或密码不正确" in response.content.decode()
 
 
-def test_staff_login_and_dashboard(client: Client, reviewer: User, submitted_order: Order) -> None:
+def test_staff_login_needs_the_totp_step(client: Client, reviewer: User, submitted_order: Order) -> None:
+    client.logout()
     response = client.post(reverse("staff_login"), {"mobile": reviewer.mobile, "password": "Rev1ewer-Pass-2026"})
     assert response.status_code == 302
-    page = client.get(reverse("review:dashboard")).content.decode()
-    assert "待审核" in page
+    assert response["Location"].startswith(reverse("staff_otp"))
+    # Password alone does not open staff pages.
+    blocked = client.get(reverse("review:dashboard"))
+    assert blocked.status_code == 302
+    assert blocked["Location"].startswith(reverse("staff_otp"))
+    # Enrolment shows a QR code; a wrong code is refused, the authenticator's code admits.
+    page = client.get(reverse("staff_otp")).content.decode()
+    assert "<svg" in page
+    assert "动态码不正确" in client.post(reverse("staff_otp"), {"token": "000000x"}).content.decode()
+    from certdesk.accounts.otp import demo_current_code, staff_otp_device
+
+    device = staff_otp_device(user=reviewer)
+    response = client.post(reverse("staff_otp"), {"token": demo_current_code(device), "next": reverse("review:queue")})
+    assert response["Location"] == reverse("review:queue")
+    device.refresh_from_db()
+    assert device.confirmed
+    assert "待审核" in client.get(reverse("review:dashboard")).content.decode()
 
 
 def test_customer_gets_404_on_every_staff_page(customer_client: Client, submitted_order: Order) -> None:
@@ -64,9 +79,9 @@ def test_anonymous_goes_to_staff_login(client: Client, submitted_order: Order) -
     assert response["Location"].startswith(reverse("staff_login"))
 
 
-def test_staff_without_review_role_gets_404(client: Client, submitted_order: Order) -> None:
+def test_staff_without_review_role_gets_404(submitted_order: Order, staff_client_for: Callable[[User], Client]) -> None:
     issuer = User.objects.create_user(mobile="13900000019", password="x-Pass-2026-x", is_staff=True)
-    client.force_login(issuer)
+    client = staff_client_for(issuer)
     assert client.get(reverse("review:queue")).status_code == 404
     assert client.post(reverse("review:approve", args=[submitted_order.number])).status_code == 404
 
