@@ -30,7 +30,7 @@ def staff_required(permission: str | None = None) -> Callable[[View], View]:
             if not user.is_staff or (permission is not None and not user.has_perm(permission)):
                 raise Http404
             # OTPMiddleware adds is_verified() to the request's user.
-            if staff_otp_required(user) and not user.is_verified():  # type: ignore[union-attr,attr-defined]
+            if staff_otp_required(user) and not user.is_verified():  # type: ignore[attr-defined]
                 return redirect_to_login(request.get_full_path(), reverse("staff_otp"))
             return view(request, *args, **kwargs)
 
