@@ -23,6 +23,7 @@ help:
 	@echo "make run   - set up everything and start the portal with demo data on http://$(HOST):$(PORT)"
 	@echo "make test  - set up and run the whole suite (ruff, mypy, pytest)"
 	@echo "make lint  - ruff and mypy only"
+	@echo "make e2e   - the browser tests only (Playwright + Debian Chromium); make test runs them too"
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -78,6 +79,9 @@ lint: deps
 
 test: deps lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+e2e: deps
+	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules var staticfiles

@@ -115,6 +115,24 @@ class Order(models.Model):
         return self.number
 
 
+# What each event kind means to a person reading the order's history.
+EVENT_LABELS = {
+    "created": _("创建订单"),
+    "info_saved": _("保存录入信息"),
+    "agreement_accepted": _("同意《数字证书服务协议》"),
+    "material_uploaded": _("上传资料"),
+    "submitted": _("提交审核"),
+    "resubmitted": _("修改后重新提交"),
+    "review_claimed": _("审核员领取"),
+    "review_released": _("审核员释放"),
+    "approved": _("审核通过"),
+    "rejected": _("审核不通过"),
+    "cancelled": _("取消订单"),
+    "paid": _("付款成功"),
+    "refunded": _("已退款"),
+}
+
+
 class OrderEvent(models.Model):
     """One row per step of an order's life: who, when, from what to what, why."""
 
@@ -126,6 +144,10 @@ class OrderEvent(models.Model):
     note = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    @property
+    def kind_label(self) -> str:
+        return str(EVENT_LABELS.get(self.kind, self.kind))
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -5,25 +5,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('orders', '0001_initial'),
+        ("catalog", "0001_initial"),
+        ("orders", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='order',
-            options={'ordering': ['-created_at', '-id'], 'permissions': [('review_order', '审核订单'), ('issue_order', '制证与发货'), ('support_order', '客服：远程协助与查询')], 'verbose_name': '订单', 'verbose_name_plural': '订单'},
+            name="order",
+            options={
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    ("review_order", "审核订单"),
+                    ("issue_order", "制证与发货"),
+                    ("support_order", "客服：远程协助与查询"),
+                ],
+                "verbose_name": "订单",
+                "verbose_name_plural": "订单",
+            },
         ),
         migrations.AddField(
-            model_name='order',
-            name='review_due_at',
+            model_name="order",
+            name="review_due_at",
             field=models.DateTimeField(blank=True, db_index=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['status', 'review_due_at'], name='orders_orde_status_65fa8e_idx'),
+            model_name="order",
+            index=models.Index(fields=["status", "review_due_at"], name="orders_orde_status_65fa8e_idx"),
         ),
     ]
