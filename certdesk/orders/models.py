@@ -145,11 +145,11 @@ class OrderEvent(models.Model):
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
-    @property
-    def kind_label(self) -> str:
-        return str(EVENT_LABELS.get(self.kind, self.kind))
-
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name = _("订单事件")
         verbose_name_plural = _("订单事件")
+
+    @property
+    def kind_label(self) -> str:
+        return str(EVENT_LABELS.get(self.kind, self.kind))
