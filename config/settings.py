@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "certdesk.materials",
     "certdesk.orders",
     "certdesk.review",
+    "certdesk.fulfilment",
     "certdesk.pki",
 ]
 
@@ -160,6 +161,10 @@ WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
 PAYMENT_GATEWAYS = env.list("PAYMENT_GATEWAYS", default=["sandbox"])
 # Fernet keys for personal data at rest, newest first (empty: derived from SECRET_KEY).
 PII_SEAL_KEYS = env.list("PII_SEAL_KEYS", default=[])
+# Days after shipping when a parcel counts as received if the customer has not confirmed.
+SHIPMENT_AUTO_COMPLETE_DAYS = env.int("SHIPMENT_AUTO_COMPLETE_DAYS", default=10)
+# Counter address shown with the pickup code.
+PICKUP_ADDRESS = env.str("PICKUP_ADDRESS", default="重庆市渝中区示例路 1 号 东方中讯服务大厅")
 
 # Account security (注册及登录).
 SMS_CODE_TTL_SECONDS = 5 * 60

@@ -9,6 +9,7 @@ urlpatterns = [
     path("catalog/", include("certdesk.catalog.urls")),
     path("orders/", include("certdesk.orders.urls")),
     path("", include("certdesk.materials.urls")),
+    path("", include("certdesk.fulfilment.urls")),
     path("", include("certdesk.notifications.urls")),
     path("pki/", include("certdesk.pki.urls")),
     path("staff/admin/", admin.site.urls),

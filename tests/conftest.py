@@ -139,3 +139,25 @@ def staff_client_for() -> Callable[[User], Client]:
         return client
 
     return sign_in
+
+
+@pytest.fixture
+def make_staff() -> Callable[[str, str], User]:
+    from django.contrib.auth.models import Group
+
+    from certdesk.accounts.roles import staff_roles_ensure
+
+    def make(mobile: str, role: str) -> User:
+        staff_roles_ensure()
+        user = User.objects.create_user(mobile=mobile, password="Staff-Pass-2026-x", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def issuer(db: None, make_staff: Callable[[str, str], User]) -> User:
+    from certdesk.accounts.roles import ROLE_ISSUER
+
+    return make_staff("13900000021", ROLE_ISSUER)

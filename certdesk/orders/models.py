@@ -129,6 +129,12 @@ EVENT_LABELS = {
     "rejected": _("审核不通过"),
     "cancelled": _("取消订单"),
     "paid": _("付款成功"),
+    "key_written": _("证书已写入USB Key"),
+    "shipped": _("已发货"),
+    "ready_for_pickup": _("可自提"),
+    "picked_up": _("已自提"),
+    "received": _("确认收货"),
+    "auto_received": _("自动确认收货"),
     "refunded": _("已退款"),
 }
 

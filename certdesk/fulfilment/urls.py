@@ -1,0 +1,12 @@
+from django.urls import path
+
+from certdesk.fulfilment import views
+
+app_name = "fulfilment"
+urlpatterns = [
+    path("staff/fulfilment/", views.queue, name="queue"),
+    path("staff/fulfilment/<str:number>/ship/", views.ship, name="ship"),
+    path("staff/fulfilment/<str:number>/pickup/", views.ready_for_pickup, name="pickup"),
+    path("staff/fulfilment/<str:number>/hand-over/", views.hand_over, name="hand_over"),
+    path("orders/<str:number>/received/", views.confirm_receipt, name="confirm_receipt"),
+]

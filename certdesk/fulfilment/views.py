@@ -1,0 +1,99 @@
+"""制证与发货 for staff with the issuer role; 确认收货 for the customer."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from certdesk.accounts.models import User
+from certdesk.accounts.staff import staff_required
+from certdesk.core.errors import DomainError
+from certdesk.fulfilment.selectors import fulfilment_queue
+from certdesk.fulfilment.services import pickup_hand_over, pickup_ready, shipment_confirm_receipt, shipment_create
+from certdesk.orders.models import Order, OrderStatus
+from certdesk.orders.selectors import order_for_owner
+from certdesk.review.selectors import order_for_staff
+
+ISSUE = "orders.issue_order"
+
+
+def _staff_order(number: str) -> Order:
+    order = order_for_staff(number=number)
+    if order is None:
+        raise Http404
+    return order
+
+
+@staff_required(ISSUE)
+def queue(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "fulfilment/queue.html",
+        {
+            "to_write": fulfilment_queue(status=OrderStatus.PAID).filter(business_type__in=["new", "reissue"]),
+            "to_ship": fulfilment_queue(status=OrderStatus.TO_SHIP),
+            "awaiting_pickup": fulfilment_queue(status=OrderStatus.AWAITING_PICKUP),
+        },
+    )
+
+
+@staff_required(ISSUE)
+@require_POST
+def ship(request: HttpRequest, number: str) -> HttpResponse:
+    order = _staff_order(number)
+    assert isinstance(request.user, User)
+    try:
+        shipment = shipment_create(
+            order=order,
+            issuer=request.user,
+            courier=request.POST.get("courier", "")[:50],
+            tracking_no=request.POST.get("tracking_no", "")[:50],
+        )
+        messages.success(request, f"订单 {order.number} 已发货：{shipment.courier} {shipment.tracking_no}。")
+    except DomainError as error:
+        messages.error(request, f"订单 {order.number}：{error.message}")
+    return redirect("fulfilment:queue")
+
+
+@staff_required(ISSUE)
+@require_POST
+def ready_for_pickup(request: HttpRequest, number: str) -> HttpResponse:
+    order = _staff_order(number)
+    assert isinstance(request.user, User)
+    try:
+        pickup_ready(order=order, issuer=request.user)
+        messages.success(request, f"订单 {order.number} 已通知客户凭取件码自提。")
+    except DomainError as error:
+        messages.error(request, f"订单 {order.number}：{error.message}")
+    return redirect("fulfilment:queue")
+
+
+@staff_required(ISSUE)
+@require_POST
+def hand_over(request: HttpRequest, number: str) -> HttpResponse:
+    order = _staff_order(number)
+    assert isinstance(request.user, User)
+    try:
+        pickup_hand_over(order=order, staff=request.user, code=request.POST.get("code", "")[:12])
+        messages.success(request, f"订单 {order.number} 已交付，办理完成。")
+    except DomainError as error:
+        messages.error(request, f"订单 {order.number}：{error.message}")
+    return redirect("fulfilment:queue")
+
+
+@login_required
+@require_POST
+def confirm_receipt(request: HttpRequest, number: str) -> HttpResponse:
+    assert isinstance(request.user, User)
+    order = order_for_owner(number=number, user=request.user)
+    if order is None:
+        raise Http404
+    try:
+        shipment_confirm_receipt(order=order, customer=request.user)
+        messages.success(request, "已确认收货，业务办理完成。")
+    except DomainError as error:
+        messages.error(request, error.message)
+    return redirect("orders:detail", number=order.number)
