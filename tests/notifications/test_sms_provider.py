@@ -13,7 +13,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from certdesk.notifications.channels.sms import AliyunSmsBackend, SmsDeliveryError
+from certdesk.notifications.channels.base import Outgoing
+from certdesk.notifications.channels.sms import AliyunSmsBackend, SmsChannel, SmsDeliveryError
+from certdesk.notifications.models import NotificationEvent
 
 SECRET = "test-secret"
 
@@ -54,7 +56,7 @@ def fake_provider() -> Iterator[str]:
     FakeAliyun.received = []
     FakeAliyun.answer_code = "OK"
     server = HTTPServer(("127.0.0.1", 0), FakeAliyun)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -95,3 +97,39 @@ def test_provider_refusal_and_outage_raise(fake_provider: str) -> None:
         _backend(fake_provider).send(mobile="13800000001", text="…", template="verification_code", params={})
     with pytest.raises(SmsDeliveryError, match="unreachable"):
         _backend("http://127.0.0.1:9").send(mobile="13800000001", text="…", template="verification_code", params={})
+
+
+def test_notification_goes_out_as_the_notification_template_with_out_id(fake_provider: str) -> None:
+    backend = AliyunSmsBackend(
+        endpoint=fake_provider,
+        access_key_id="LTAI-test",
+        secret=SECRET,
+        sign_name="东方中讯",
+        templates={"notification": "SMS_000002"},
+        timeout=5,
+    )
+    message = Outgoing(
+        dedupe_key="order:N1:submitted:sms",
+        recipient="13800000001",
+        event=NotificationEvent.SUBMITTED,
+        title="订单已提交",
+        body="您的证书新办订单N1已提交。",
+        url="",
+        context={},
+    )
+    SmsChannel(backend).deliver(message)
+    sent = FakeAliyun.received[0]
+    assert sent["TemplateCode"] == "SMS_000002"
+    assert json.loads(sent["TemplateParam"]) == {"title": "订单已提交", "content": "您的证书新办订单N1已提交。"}
+    assert sent["OutId"] == message.idempotency_id
+
+
+def test_refusals_no_retry_can_fix_are_permanent(fake_provider: str) -> None:
+    FakeAliyun.answer_code = "isv.MOBILE_NUMBER_ILLEGAL"
+    with pytest.raises(SmsDeliveryError) as refused:
+        _backend(fake_provider).send(mobile="1380000000", text="…", template="verification_code", params={})
+    assert refused.value.permanent
+    FakeAliyun.answer_code = "isv.BUSINESS_LIMIT_CONTROL"  # rate limit: later may work
+    with pytest.raises(SmsDeliveryError) as limited:
+        _backend(fake_provider).send(mobile="13800000001", text="…", template="verification_code", params={})
+    assert not limited.value.permanent
