@@ -15,8 +15,9 @@ from django.utils.translation import gettext as _
 from certdesk.accounts.models import User
 from certdesk.core.errors import DomainError
 from certdesk.fulfilment.models import Pickup, Shipment
-from certdesk.notifications.services import sms_send
+from certdesk.notifications.models import NotificationEvent
 from certdesk.orders.models import DeliveryMethod, Order, OrderStatus
+from certdesk.orders.notify import order_notify
 from certdesk.orders.services import order_lock, order_transition
 
 PICKUP_MAX_ATTEMPTS = 5
@@ -81,16 +82,12 @@ def pickup_ready(*, order: Order, issuer: User) -> str:
         kind="ready_for_pickup",
         expected_from=frozenset({OrderStatus.TO_SHIP}),
     )
-    sms_send(
-        mobile=locked.agent_mobile or locked.owner.mobile,
-        text=_("您的订单%(n)s证书已制作完成，请凭取件码 %(c)s 到%(a)s领取。")
-        % {
-            "n": locked.number,
-            "c": code,
-            "a": settings.PICKUP_ADDRESS,
-        },
-        template="notification",
-        params={"order": locked.number, "code": code},
+    # The code travels only in the message, never in the event history or the audit log.
+    order_notify(
+        order=locked,
+        event=NotificationEvent.READY_TO_PICKUP,
+        occurrence=str(int(Pickup.objects.get(order=locked).ready_at.timestamp())),
+        extra={"pickup_code": code, "pickup_address": settings.PICKUP_ADDRESS},
     )
     return code
 

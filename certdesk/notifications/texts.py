@@ -58,7 +58,7 @@ TEXTS: dict[NotificationEvent, EventText] = {
     ),
     NotificationEvent.READY_TO_PICKUP: EventText(
         title="证书可以领取",
-        body=_ORDER + "的证书已制作完成，请凭取件码{pickup_code}到服务网点领取。",
+        body=_ORDER + "的证书已制作完成，请凭取件码{pickup_code}到{pickup_address}领取。",
         wechat=("{order_number}", "待自提", "取件码{pickup_code}"),
     ),
     NotificationEvent.READY_TO_DOWNLOAD: EventText(

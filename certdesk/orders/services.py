@@ -24,6 +24,7 @@ from certdesk.core.choices import BusinessType
 from certdesk.core.errors import DomainError, InvalidTransition
 from certdesk.core.workdays import working_day_deadline
 from certdesk.orders.models import Order, OrderEvent, OrderStatus
+from certdesk.orders.notify import order_notify_transition
 from certdesk.orders.selectors import order_missing_items
 from certdesk.orders.transitions import CANCELLABLE, EDITABLE, allowed_next
 
@@ -102,9 +103,10 @@ def order_transition(
     if updated != 1:  # pragma: no cover - the row lock makes this unreachable; kept as a guard
         raise InvalidTransition(_("订单状态已被他人更改，请刷新后重试。"), code="concurrent_change")
     locked.refresh_from_db()
-    order_event_add(
+    event_row = order_event_add(
         order=locked, kind=kind, actor=actor, note=note, data=data, from_status=from_status, to_status=to_status
     )
+    order_notify_transition(order=locked, event_row=event_row)
     return locked
 
 

@@ -78,8 +78,9 @@ def test_pickup_code_by_sms_then_hand_over(
     Order.objects.filter(pk=to_ship.pk).update(delivery_method=DeliveryMethod.PICKUP)
     with django_capture_on_commit_callbacks(execute=True):
         pickup_ready(order=to_ship, issuer=issuer)
-    message = DemoInboxMessage.objects.get(recipient=to_ship.agent_mobile)
-    code = re.search(r"取件码 (\d{6})", message.body).group(1)  # type: ignore[union-attr]
+    message = DemoInboxMessage.objects.get(recipient=to_ship.owner.mobile, channel="sms")
+    assert "东方中讯服务大厅" in message.body
+    code = re.search(r"取件码\s*(\d{6})", message.body).group(1)  # type: ignore[union-attr]
     with pytest.raises(DomainError, match="取件码不正确"):
         pickup_hand_over(order=to_ship, staff=issuer, code="000000" if code != "000000" else "111111")
     assert pickup_hand_over(order=to_ship, staff=issuer, code=code).status == OrderStatus.COMPLETED

@@ -193,7 +193,7 @@ def test_event_texts_carry_what_the_customer_needs() -> None:
     assert "照片模糊；缺少公章" in body(NotificationEvent.REJECTED, reasons="照片模糊；缺少公章")
     shipped = body(NotificationEvent.SHIPPED, courier="顺丰速运", tracking_number="SF1234567890")
     assert "顺丰速运" in shipped and "SF1234567890" in shipped
-    assert "A1B2C3" in body(NotificationEvent.READY_TO_PICKUP, pickup_code="A1B2C3")
+    assert "A1B2C3" in body(NotificationEvent.READY_TO_PICKUP, pickup_code="A1B2C3", pickup_address="服务大厅")
     expiring = body(NotificationEvent.EXPIRING, serial="7F3A", not_after="2026-12-31", days="30")
     assert "30天" in expiring and "证书更新" in expiring
 
