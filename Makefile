@@ -39,10 +39,10 @@ system-deps:
 	  fi; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml agent/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -e ./agent
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -59,6 +59,8 @@ demo: export CERTDESK_DEMO = true
 demo: migrate
 	$(PY) manage.py catalog_load_demo
 	$(PY) manage.py accounts_make_demo
+	$(PY) manage.py tokens_make_demo 3 --prefix 55 --ensure
+	$(PY) manage.py tokens_make_demo 1 --prefix 11 --ensure
 
 run: export CERTDESK_DEMO = true
 run: demo
@@ -75,7 +77,7 @@ run: demo
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy certdesk config
+	$(VENV)/bin/mypy certdesk config agent/certdesk_agent
 
 test: deps lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "certdesk.review",
     "certdesk.fulfilment",
     "certdesk.pki",
+    "certdesk.tokens",
 ]
 
 MIDDLEWARE = [
