@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "certdesk.orders",
     "certdesk.review",
     "certdesk.fulfilment",
+    "certdesk.ra",
     "certdesk.pki",
     "certdesk.tokens",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -161,3 +162,24 @@ def issuer(db: None, make_staff: Callable[[str, str], User]) -> User:
     from certdesk.accounts.roles import ROLE_ISSUER
 
     return make_staff("13900000021", ROLE_ISSUER)
+
+
+@pytest.fixture
+def file_ca(db: None, settings: object, tmp_path: Any) -> Any:
+    """An initialised CA hierarchy with its keys in encrypted files under tmp_path."""
+    from certdesk.pki.services import ca_hierarchy_init, pki_caches_clear
+
+    settings.PKI_KEY_DIR = tmp_path / "pki-keys"  # type: ignore[attr-defined]
+    settings.PKI_KEY_PASSPHRASE = "test-passphrase"  # type: ignore[attr-defined]
+    settings.PKI_KEY_BACKEND = "file"  # type: ignore[attr-defined]
+    pki_caches_clear()
+    result = ca_hierarchy_init()
+    yield result
+    pki_caches_clear()
+
+
+@pytest.fixture
+def stock_key(db: None) -> Any:
+    from certdesk.tokens.services import usb_key_create
+
+    return usb_key_create(sn="5500000001", so_pin="SoPin-123456", initial_user_pin="12345678")

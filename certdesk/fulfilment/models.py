@@ -34,3 +34,35 @@ class Pickup(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     handed_over_at = models.DateTimeField(null=True, blank=True)
+
+
+class KeyOperation(models.TextChoices):
+    WRITE = "write", _("制证：写入新Key")
+    DOWNLOAD = "download", _("下载证书到原Key")
+    UNLOCK = "unlock", _("在线解锁")
+
+
+class AgentPairing(models.Model):
+    """A one-time code shown on an order page; the agent trades it for a session.
+    Only an HMAC of the code is kept; it expires in minutes and works once."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="agent_pairings")
+    operation = models.CharField(max_length=10, choices=KeyOperation.choices)
+    code_hmac = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+
+class AgentSession(models.Model):
+    """What a paired agent may do: one order, one key, one operation, for a short time."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="agent_sessions")
+    operation = models.CharField(max_length=10, choices=KeyOperation.choices)
+    key_sn = models.CharField(max_length=32)
+    token_hmac = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)

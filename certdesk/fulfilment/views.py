@@ -11,6 +11,8 @@ from django.views.decorators.http import require_POST
 from certdesk.accounts.models import User
 from certdesk.accounts.staff import staff_required
 from certdesk.core.errors import DomainError
+from certdesk.fulfilment.keywork import agent_pairing_create, key_operation_for
+from certdesk.fulfilment.models import KeyOperation
 from certdesk.fulfilment.selectors import fulfilment_queue
 from certdesk.fulfilment.services import pickup_hand_over, pickup_ready, shipment_confirm_receipt, shipment_create
 from certdesk.orders.models import Order, OrderStatus
@@ -36,6 +38,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "to_write": fulfilment_queue(status=OrderStatus.PAID).filter(business_type__in=["new", "reissue"]),
             "to_ship": fulfilment_queue(status=OrderStatus.TO_SHIP),
             "awaiting_pickup": fulfilment_queue(status=OrderStatus.AWAITING_PICKUP),
+            "station_enabled": True,
         },
     )
 
@@ -97,3 +100,36 @@ def confirm_receipt(request: HttpRequest, number: str) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
     return redirect("orders:detail", number=order.number)
+
+
+def _pairing_response(request: HttpRequest, order: Order, template: str) -> HttpResponse:
+    assert isinstance(request.user, User)
+    operation = key_operation_for(order)
+    commands = {KeyOperation.WRITE: "enroll", KeyOperation.DOWNLOAD: "renew", KeyOperation.UNLOCK: "unlock"}
+    context: dict[str, object] = {
+        "order": order,
+        "operation": operation,
+        "agent_command": commands.get(operation, "") if operation else "",
+    }
+    if request.method == "POST":
+        try:
+            context["pairing"] = agent_pairing_create(order=order, actor=request.user)
+        except DomainError as error:
+            messages.error(request, error.message)
+    return render(request, template, context)
+
+
+@staff_required(ISSUE)
+def station(request: HttpRequest, number: str) -> HttpResponse:
+    """制证站: a one-time code for the agent on the station PC that writes a blank key."""
+    return _pairing_response(request, _staff_order(number), "fulfilment/station.html")
+
+
+@login_required
+def key_pairing(request: HttpRequest, number: str) -> HttpResponse:
+    """The customer's 下载证书 / 解锁: a one-time code for the agent next to their key."""
+    assert isinstance(request.user, User)
+    order = order_for_owner(number=number, user=request.user)
+    if order is None or key_operation_for(order) not in (KeyOperation.DOWNLOAD, KeyOperation.UNLOCK):
+        raise Http404
+    return _pairing_response(request, order, "fulfilment/key_pairing.html")

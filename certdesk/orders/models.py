@@ -93,6 +93,14 @@ class Order(models.Model):
     recipient_phone = models.CharField(_("收件人电话"), max_length=11, blank=True)
     shipping_address = models.CharField(_("邮寄地址"), max_length=200, blank=True)
 
+    # The USB key and certificate an order acts on (更新, 变更, 补办, 解锁, 注销), or the key written (新办).
+    key_sn = models.CharField(_("USB Key 序列号"), max_length=32, blank=True, db_index=True)
+    previous_serial = models.CharField(_("原证书序列号"), max_length=64, blank=True)
+    # For 改派: the order whose shipment is being redirected.
+    related_order = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="follow_ups", verbose_name=_("原订单")
+    )
+
     # Set by review; shown to the customer after 审核不通过.
     reject_reasons = models.JSONField(default=list, blank=True)
     amount_fen = models.PositiveIntegerField(_("应付金额（分）"), default=0)
@@ -130,6 +138,15 @@ EVENT_LABELS = {
     "cancelled": _("取消订单"),
     "paid": _("付款成功"),
     "key_written": _("证书已写入USB Key"),
+    "agent_pairing": _("生成 Key 配对码"),
+    "agent_paired": _("Key 已配对"),
+    "certificate_issued": _("证书已签发"),
+    "certificate_superseded": _("证书已被替换"),
+    "certificate_revoked": _("证书已注销"),
+    "certificate_downloaded": _("证书已下载到USB Key"),
+    "unlock_started": _("开始在线解锁"),
+    "unlocked": _("解锁完成"),
+    "unlock_failed": _("在线解锁失败，转远程协助"),
     "shipped": _("已发货"),
     "ready_for_pickup": _("可自提"),
     "picked_up": _("已自提"),

@@ -1,0 +1,152 @@
+"""pkilint, in process, before anything is signed or published.
+
+pkilint lints DER documents, not builders. For a certificate we lint a
+*pre-certificate*: the exact TBSCertificate we are about to sign, wrapped in a
+certificate signed by a throwaway key of the same algorithm as the CA key (so
+the `signature` AlgorithmIdentifier inside the TBS is the real one). The
+single-certificate lints never look at the signature value, and after the real
+signing the issuance code checks that the final certificate's TBS bytes are
+identical to the linted ones, so what was linted is what was signed.
+
+CRLs and OCSP responses are signed first and linted before they are stored or
+served (they carry no promise to a subscriber, and a bad one is discarded).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pkilint import loader, pkix
+from pkilint.pkix import certificate, crl, extension, name, ocsp
+from pkilint.validation import ValidationFindingSeverity
+
+from certdesk.pki import conf
+from certdesk.pki.keys import CaPrivateKey, KeyAlgorithm
+
+
+@dataclass(frozen=True)
+class LintFinding:
+    severity: str
+    code: str
+    message: str
+    path: str
+
+    def __str__(self) -> str:
+        text = f"{self.severity} {self.code} @ {self.path}"
+        return f"{text}: {self.message}" if self.message else text
+
+
+_local = threading.local()
+
+
+def _certificate_validator() -> Any:
+    validator = getattr(_local, "certificate", None)
+    if validator is None:
+        validator = _local.certificate = certificate.create_pkix_certificate_validator_container(
+            certificate.create_decoding_validators(name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS),
+            [
+                certificate.create_issuer_validator_container([]),
+                certificate.create_validity_validator_container(),
+                certificate.create_subject_validator_container([]),
+                certificate.create_extensions_validator_container([]),
+                certificate.create_spki_validator_container([]),
+            ],
+        )
+    return validator
+
+
+def _crl_validator() -> Any:
+    validator = getattr(_local, "crl", None)
+    if validator is None:
+        validator = _local.crl = crl.create_pkix_crl_validator_container(
+            [
+                pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
+                pkix.create_extension_decoder(extension.EXTENSION_MAPPINGS),
+            ],
+            [
+                crl.create_issuer_validator_container([]),
+                crl.create_validity_validator_container([]),
+                crl.create_extensions_validator_container([]),
+            ],
+        )
+    return validator
+
+
+def _ocsp_validator() -> Any:
+    validator = getattr(_local, "ocsp", None)
+    if validator is None:
+        validator = _local.ocsp = ocsp.create_pkix_ocsp_response_validator_container(
+            [
+                ocsp.create_response_decoder(),
+                pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
+                pkix.create_extension_decoder(extension.EXTENSION_MAPPINGS),
+            ],
+            [],
+        )
+    return validator
+
+
+def _findings(results: Iterable[Any]) -> list[LintFinding]:
+    out = []
+    for result in results:
+        for description in result.finding_descriptions:
+            out.append(
+                LintFinding(
+                    severity=description.finding.severity.name,
+                    code=description.finding.code,
+                    message=description.message or "",
+                    path=str(result.node.path),
+                )
+            )
+    return out
+
+
+def _run(document_loader: Any, validator: Any, der: bytes, label: str) -> list[LintFinding]:
+    try:
+        document = document_loader.load_der_document(der, label)
+    except ValueError as exc:  # not DER at all
+        return [LintFinding("FATAL", "certdesk.not_der", str(exc), label)]
+    return _findings(validator.validate(document.root))
+
+
+def lint_certificate(der: bytes) -> list[LintFinding]:
+    return _run(loader.RFC5280CertificateDocumentLoader(), _certificate_validator(), der, "certificate")
+
+
+def lint_crl(der: bytes) -> list[LintFinding]:
+    return _run(loader.RFC5280CertificateListDocumentLoader(), _crl_validator(), der, "crl")
+
+
+def lint_ocsp_response(der: bytes) -> list[LintFinding]:
+    return _run(loader.RFC6960OCSPResponseDocumentLoader(), _ocsp_validator(), der, "ocsp")
+
+
+def blocking(findings: Iterable[LintFinding]) -> list[LintFinding]:
+    """The findings that refuse issuance under PKI_LINT_FAIL_SEVERITY (ERROR or WARNING)."""
+    threshold = ValidationFindingSeverity[conf.lint_fail_severity()]
+    return [f for f in findings if ValidationFindingSeverity[f.severity] <= threshold]
+
+
+_lint_keys: dict[str, CaPrivateKey] = {}
+_lint_keys_lock = threading.Lock()
+
+
+def lint_signing_key(ca_key: CaPrivateKey) -> CaPrivateKey:
+    """A throwaway in-memory key of the CA key's algorithm, to sign pre-certificates for linting.
+
+    Generated once per process and algorithm; its signatures are never trusted by anyone.
+    """
+    algorithm = KeyAlgorithm.of(ca_key)
+    with _lint_keys_lock:
+        key = _lint_keys.get(algorithm.value)
+        if key is None:
+            if algorithm.is_ec:
+                key = ec.generate_private_key(algorithm.curve)
+            else:
+                key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            _lint_keys[algorithm.value] = key
+        return key
