@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "certdesk.ra",
     "certdesk.pki",
     "certdesk.tokens",
+    "certdesk.payments",
 ]
 
 MIDDLEWARE = [

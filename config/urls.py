@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("certdesk.fulfilment.urls")),
     path("", include("certdesk.notifications.urls")),
     path("pki/", include("certdesk.pki.urls")),
+    path("", include("certdesk.payments.urls")),
     path("staff/admin/", admin.site.urls),
     path("staff/login/", staff_login, name="staff_login"),
     path("staff/otp/", staff_otp, name="staff_otp"),

@@ -13,3 +13,8 @@ class FulfilmentConfig(AppConfig):
         from certdesk.fulfilment.tasks import shipments_auto_complete_task
 
         periodic_register(shipments_auto_complete_task, every=datetime.timedelta(hours=1))
+
+        from certdesk.fulfilment.routing import on_order_transitioned
+        from certdesk.orders.services import order_transitioned
+
+        order_transitioned.connect(on_order_transitioned, dispatch_uid="fulfilment.routing")

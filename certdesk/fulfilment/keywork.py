@@ -17,6 +17,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -180,7 +184,59 @@ def _require(session: AgentSession, *operations: KeyOperation) -> Order:
     return session.order
 
 
-def agent_certificate_request(*, session: AgentSession, role: CertificateRole, csr_pem: str) -> OrderCertificate:
+ENC_POP_CONTEXT = b"certdesk-enc-pop/v1"
+
+
+def enc_pop_message(*, order_number: str, key_sn: str, public_key_pem: str) -> bytes:
+    """What the key's signing key signs to vouch for an encryption key made on the same key. An
+    encryption key cannot sign (so it has no CSR); the message names the order and the key so the
+    proof cannot be replayed for another one. The agent builds the same bytes (docs/api.md)."""
+    try:
+        public_key = serialization.load_pem_public_key(public_key_pem.encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise DomainError(_("公钥格式不正确（应为 PEM）。"), code="public_key_malformed") from None
+    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return b"\n".join(
+        [ENC_POP_CONTEXT, order_number.encode(), key_sn.encode(), hashlib.sha256(spki).hexdigest().encode()]
+    )
+
+
+def _enc_pop_verify(*, session: AgentSession, order: Order, public_key_pem: str, signature: bytes) -> None:
+    message = enc_pop_message(order_number=order.number, key_sn=session.key_sn, public_key_pem=public_key_pem)
+    signs = OrderCertificate.objects.filter(
+        order=order,
+        role=CertificateRole.SIGN,
+        key_sn=session.key_sn,
+        status__in=[OrderCertificate.Status.ISSUED, OrderCertificate.Status.INSTALLED],
+    )
+    if not signs:
+        raise DomainError(_("请先为这把 Key 申请签名证书，再申请加密证书。"), code="sign_certificate_missing")
+    for record in signs:
+        signer = x509.load_pem_x509_certificate(record.certificate_pem.encode()).public_key()
+        try:
+            if isinstance(signer, ec.EllipticCurvePublicKey):
+                signer.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+            elif isinstance(signer, rsa.RSAPublicKey):
+                signer.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+            else:
+                continue
+        except (InvalidSignature, ValueError):
+            continue
+        return
+    raise DomainError(_("加密密钥的持有证明无效：须由本 Key 上的签名密钥签署。"), code="pop_invalid")
+
+
+def agent_certificate_request(
+    *,
+    session: AgentSession,
+    role: CertificateRole,
+    csr_pem: str = "",
+    public_key_pem: str = "",
+    pop_signature: bytes = b"",
+) -> OrderCertificate:
+    """Issue (once) the `role` certificate for a key pair on the session's key: from a CSR, or, for
+    the encryption pair (which cannot sign), from its public key plus a proof signed by the key's
+    signing key, whose certificate this order issued first (`enc_pop_message`)."""
     order = _require(session, KeyOperation.WRITE, KeyOperation.DOWNLOAD)
     order.refresh_from_db()
     if key_operation_for(order) != session.operation:
@@ -190,11 +246,17 @@ def agent_certificate_request(*, session: AgentSession, role: CertificateRole, c
             if existing is not None:
                 return existing  # a retry after the confirmation went through
         raise DomainError(_("订单状态已变化，请刷新订单页面。"), code="order_changed")
+    if public_key_pem:
+        if role != CertificateRole.ENC:
+            raise DomainError(_("签名证书须以证书请求（CSR）申请。"), code="csr_required")
+        _enc_pop_verify(session=session, order=order, public_key_pem=public_key_pem, signature=pop_signature)
     renewal_of = order.previous_serial if order.business_type == BusinessType.RENEW and role == "sign" else ""
     return ra_certificate_issue(
         order=order,
         role=role,
-        csr_pem=csr_pem,
+        csr_pem="" if public_key_pem else csr_pem,
+        public_key_pem=public_key_pem,
+        proof_of_possession_verified=bool(public_key_pem),
         key_sn=session.key_sn,
         actor=session.created_by,
         renewal_of=renewal_of,

@@ -44,6 +44,11 @@ class DeliveryMethod(models.TextChoices):
     MAIL = "mail", _("邮寄")
 
 
+class RevokeReason(models.TextChoices):
+    KEY_LOST = "key_lost", _("USB Key 丢失")
+    NO_LONGER_NEEDED = "no_longer_needed", _("不再需要该证书")
+
+
 class Order(models.Model):
     number = models.CharField(_("订单号"), max_length=20, unique=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
@@ -87,6 +92,7 @@ class Order(models.Model):
     agent_mobile = models.CharField(_("经办人移动电话"), max_length=11, blank=True)
     agent_email = models.EmailField(_("经办人电子邮箱"), blank=True)
     agent_wechat = models.CharField(_("微信号"), max_length=50, blank=True)
+    agent_qq = models.CharField(_("QQ号"), max_length=15, blank=True)
     # 领取方式
     delivery_method = models.CharField(_("领取方式"), max_length=10, choices=DeliveryMethod.choices, blank=True)
     recipient_name = models.CharField(_("收件人"), max_length=50, blank=True)
@@ -96,6 +102,7 @@ class Order(models.Model):
     # The USB key and certificate an order acts on (更新, 变更, 补办, 解锁, 注销), or the key written (新办).
     key_sn = models.CharField(_("USB Key 序列号"), max_length=32, blank=True, db_index=True)
     previous_serial = models.CharField(_("原证书序列号"), max_length=64, blank=True)
+    revoke_reason = models.CharField(_("注销原因"), max_length=20, choices=RevokeReason.choices, blank=True)
     # For 改派: the order whose shipment is being redirected.
     related_order = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="follow_ups", verbose_name=_("原订单")
@@ -147,6 +154,12 @@ EVENT_LABELS = {
     "unlock_started": _("开始在线解锁"),
     "unlocked": _("解锁完成"),
     "unlock_failed": _("在线解锁失败，转远程协助"),
+    "ready_to_download": _("可下载证书"),
+    "ready_to_unlock": _("可在线解锁"),
+    "remote_assistance": _("转客服远程协助"),
+    "revoked": _("证书已注销"),
+    "redispatch_ready": _("待重新发货"),
+    "assistance_done": _("远程协助完成"),
     "shipped": _("已发货"),
     "ready_for_pickup": _("可自提"),
     "picked_up": _("已自提"),

@@ -107,7 +107,14 @@ def order_transition(
         order=locked, kind=kind, actor=actor, note=note, data=data, from_status=from_status, to_status=to_status
     )
     order_notify_transition(order=locked, event_row=event_row)
+    # Receivers continue the order in the same transaction (fulfilment routes paid orders on).
+    order_transitioned.send(sender=Order, order=locked, event=event_row, actor=actor)
+    locked.refresh_from_db()
     return locked
+
+
+# Sent inside `order_transition`'s transaction after each status change.
+order_transitioned = Signal()
 
 
 def _new_number(business_type: str) -> str:

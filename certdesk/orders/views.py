@@ -34,6 +34,7 @@ from certdesk.orders.services import (
     order_submit,
 )
 from certdesk.orders.transitions import CANCELLABLE, EDITABLE
+from certdesk.payments.services import payment_cancel_paid_order
 
 
 def _owned(request: HttpRequest, number: str) -> Order:
@@ -183,6 +184,7 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
             "uploads": uploads,
             "editable": order.status in EDITABLE,
             "cancellable": order.status in CANCELLABLE,
+            "refundable": order.status == OrderStatus.PAID,
             "OrderStatus": OrderStatus,
         },
     )
@@ -193,10 +195,15 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
 def order_cancel_view(request: HttpRequest, number: str) -> HttpResponse:
     assert isinstance(request.user, User)
     order = _owned(request, number)
+    reason = request.POST.get("reason", "")[:200]
     try:
-        order_cancel(order=order, actor=request.user, reason=request.POST.get("reason", "")[:200])
+        if order.status == OrderStatus.PAID:
+            # Paid but nothing produced yet: cancelling means a full refund.
+            payment_cancel_paid_order(order=order, actor=request.user, reason=reason)
+            messages.success(request, f"订单{order.number}已取消，款项将原路退回。")
+        else:
+            order_cancel(order=order, actor=request.user, reason=reason)
+            messages.success(request, f"订单{order.number}已取消。")
     except DomainError as error:
         messages.error(request, error.message)
-    else:
-        messages.success(request, f"订单{order.number}已取消。")
     return redirect("orders:detail", number=order.number)

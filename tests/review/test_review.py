@@ -137,8 +137,10 @@ def test_free_order_skips_payment(reviewer: User, submitted_order: Order) -> Non
     Order.objects.filter(pk=submitted_order.pk).update(business_type="change")
     submitted_order.refresh_from_db()
     order = review_approve(order=submitted_order, reviewer=reviewer)
-    assert order.status == OrderStatus.PAID
+    # Free: approval counts as paid, and a change goes straight on to 待下载.
+    assert order.status == OrderStatus.READY_TO_DOWNLOAD
     assert order.amount_fen == 0
+    assert list(order.events.values_list("to_status", flat=True))[-2:] == ["paid", "ready_to_download"]
 
 
 def test_reject_with_reasons_shown_to_customer(

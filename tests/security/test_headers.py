@@ -32,9 +32,15 @@ def test_no_inline_script_in_pages(client: Client) -> None:
     assert " onclick=" not in page and " onsubmit=" not in page
 
 
+def _environ(**overrides: str) -> dict[str, str]:
+    # The browser tests allow sync ORM calls under Playwright's loop; a server must not inherit that.
+    base = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", "SECRET_KEY")}
+    return {**base, **overrides}
+
+
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=_environ(**env), capture_output=True, text=True
     )
 
 
@@ -55,14 +61,7 @@ def test_check_deploy_is_clean_with_production_settings() -> None:
 
 
 def test_production_refuses_the_embedded_secret_key() -> None:
-    env = {key: value for key, value in PRODUCTION.items()}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={k: v for k, v in {**os.environ, **env}.items() if k != "SECRET_KEY"},
-        capture_output=True,
-        text=True,
-    )
+    result = _manage("check", env=PRODUCTION)
     assert result.returncode != 0
     assert "Set SECRET_KEY" in result.stderr
 
@@ -75,7 +74,7 @@ def test_production_cookies_are_secure() -> None:
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={**os.environ, **PRODUCTION, "SECRET_KEY": secrets.token_urlsafe(60)},
+        env=_environ(**PRODUCTION, SECRET_KEY=secrets.token_urlsafe(60)),
         capture_output=True,
         text=True,
     )
