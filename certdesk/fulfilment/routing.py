@@ -71,6 +71,20 @@ def order_route_after_payment(*, order: Order, actor: User | None) -> None:
         )
     elif business_type == BusinessType.REDISPATCH:
         order_transition(order=order, to_status=OrderStatus.TO_SHIP, actor=actor, kind="redispatch_ready")
+        original = order.related_order
+        if original is not None and original.status in (
+            OrderStatus.TO_SHIP,
+            OrderStatus.SHIPPED,
+            OrderStatus.AWAITING_PICKUP,
+        ):
+            # The key now travels under the 改派 order; the original's delivery ends here.
+            order_transition(
+                order=original,
+                to_status=OrderStatus.COMPLETED,
+                actor=actor,
+                kind="redispatched",
+                note=_("由改派订单 %(n)s 重新发货") % {"n": order.number},
+            )
     # 新办 and 补办 stay PAID until the issuance station writes the key.
 
 

@@ -156,3 +156,18 @@ def shipments_auto_complete(*, now: datetime.datetime | None = None) -> int:
             )
             done += 1
     return done
+
+
+@transaction.atomic
+def remote_assistance_complete(*, order: Order, staff: User, note: str) -> Order:
+    """客服 closes a 远程协助 ticket once the key is unlocked over QQ remote assistance."""
+    if not note.strip():
+        raise DomainError(_("请填写处理说明（例如：已远程重置PIN码）。"), code="note_required")
+    return order_transition(
+        order=order,
+        to_status=OrderStatus.COMPLETED,
+        actor=staff,
+        kind="assistance_done",
+        note=note.strip()[:500],
+        expected_from=frozenset({OrderStatus.REMOTE_ASSISTANCE}),
+    )

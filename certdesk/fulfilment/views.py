@@ -14,7 +14,13 @@ from certdesk.core.errors import DomainError
 from certdesk.fulfilment.keywork import agent_pairing_create, key_operation_for
 from certdesk.fulfilment.models import KeyOperation
 from certdesk.fulfilment.selectors import fulfilment_queue
-from certdesk.fulfilment.services import pickup_hand_over, pickup_ready, shipment_confirm_receipt, shipment_create
+from certdesk.fulfilment.services import (
+    pickup_hand_over,
+    pickup_ready,
+    remote_assistance_complete,
+    shipment_confirm_receipt,
+    shipment_create,
+)
 from certdesk.orders.models import Order, OrderStatus
 from certdesk.orders.selectors import order_for_owner
 from certdesk.review.selectors import order_for_staff
@@ -133,3 +139,27 @@ def key_pairing(request: HttpRequest, number: str) -> HttpResponse:
     if order is None or key_operation_for(order) not in (KeyOperation.DOWNLOAD, KeyOperation.UNLOCK):
         raise Http404
     return _pairing_response(request, order, "fulfilment/key_pairing.html")
+
+
+SUPPORT = "orders.support_order"
+
+
+@staff_required(SUPPORT)
+def support_queue(request: HttpRequest) -> HttpResponse:
+    """远程协助 tickets: 11-series keys and online unlocks that failed half-way."""
+    return render(
+        request, "fulfilment/support.html", {"tickets": fulfilment_queue(status=OrderStatus.REMOTE_ASSISTANCE)}
+    )
+
+
+@staff_required(SUPPORT)
+@require_POST
+def support_done(request: HttpRequest, number: str) -> HttpResponse:
+    order = _staff_order(number)
+    assert isinstance(request.user, User)
+    try:
+        remote_assistance_complete(order=order, staff=request.user, note=request.POST.get("note", ""))
+        messages.success(request, f"订单 {order.number} 远程协助已完成。")
+    except DomainError as error:
+        messages.error(request, f"订单 {order.number}：{error.message}")
+    return redirect("fulfilment:support")

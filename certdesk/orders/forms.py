@@ -9,9 +9,10 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from certdesk.core.choices import BusinessType
 from certdesk.core.validators import check_mobile, check_resident_id, check_uscc
-from certdesk.orders.models import DeliveryMethod, InvoiceType, Order
-from certdesk.orders.selectors import required_info_fields
+from certdesk.orders.models import DeliveryMethod, InvoiceType, Order, RevokeReason
+from certdesk.orders.selectors import info_field_shown, required_info_fields
 from certdesk.orders.services import OrderInfo
 
 _VALIDATORS = {
@@ -54,8 +55,9 @@ SECTIONS = [
             "invoice_email",
         ],
     ),
-    ("经办人信息", ["agent_name", "agent_id_number", "agent_mobile", "agent_email", "agent_wechat"]),
+    ("经办人信息", ["agent_name", "agent_id_number", "agent_mobile", "agent_email", "agent_wechat", "agent_qq"]),
     ("领取方式", ["delivery_method", "recipient_name", "recipient_phone", "shipping_address"]),
+    ("注销原因", ["revoke_reason"]),
 ]
 HELP = {
     "org_same_as_cert": "单位名称、统一社会信用代码与证书信息相同",
@@ -63,7 +65,11 @@ HELP = {
     "invoice_email": "电子发票将发送到此邮箱，请自行下载并打印",
     "agent_email": "此邮箱用于接收CA办理发票，请确保邮箱信息准确无误",
     "invoice_taxpayer_id": "一般为统一社会信用代码",
+    "agent_qq": "USB Key 序列号以11开头时，客服将通过QQ远程协助解锁",
 }
+# Fields that come from the certificate on the key and stay as they are,
+# except in 证书变更 where changing them is the point.
+_FROM_CERTIFICATE = ("cert_org_name", "cert_uscc")
 
 
 class OrderInfoForm(forms.ModelForm):
@@ -89,6 +95,13 @@ class OrderInfoForm(forms.ModelForm):
         self.fields["delivery_method"] = forms.ChoiceField(
             label="领取方式", choices=DeliveryMethod.choices, required=False, widget=forms.RadioSelect
         )
+        self.fields["revoke_reason"] = forms.ChoiceField(
+            label="注销原因", choices=RevokeReason.choices, required=False, widget=forms.RadioSelect
+        )
+        if self.instance.key_sn and self.instance.business_type != BusinessType.CHANGE:
+            for name in _FROM_CERTIFICATE:
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "来自现有证书；如单位信息已变化，请先办理证书变更"
         self.required_now = set(self._required_for(self.data if self.is_bound else self.initial))
         for name in self.required_now:
             if name in self.fields:
@@ -101,6 +114,7 @@ class OrderInfoForm(forms.ModelForm):
             business_type=business_type,
             invoice_type=get("invoice_type", "") or getattr(self.instance, "invoice_type", ""),
             delivery_method=get("delivery_method", "") or getattr(self.instance, "delivery_method", ""),
+            key_sn=getattr(self.instance, "key_sn", ""),
         )
 
     def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
@@ -111,12 +125,7 @@ class OrderInfoForm(forms.ModelForm):
         return [(title, fields) for title, fields in visible if fields]
 
     def _shown(self, name: str) -> bool:
-        business_type = self.instance.business_type
-        if name.startswith("invoice_"):
-            return business_type in ("new", "reissue", "renew")
-        if name in ("delivery_method", "recipient_name", "recipient_phone", "shipping_address"):
-            return business_type in ("new", "reissue", "redispatch")
-        return True
+        return info_field_shown(business_type=self.instance.business_type, name=name)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -160,6 +160,7 @@ EVENT_LABELS = {
     "revoked": _("证书已注销"),
     "redispatch_ready": _("待重新发货"),
     "assistance_done": _("远程协助完成"),
+    "redispatched": _("已改派"),
     "shipped": _("已发货"),
     "ready_for_pickup": _("可自提"),
     "picked_up": _("已自提"),

@@ -27,16 +27,38 @@ _INVOICE = {
 _MAIL = ["recipient_name", "recipient_phone", "shipping_address"]
 
 
-def required_info_fields(*, business_type: str, invoice_type: str, delivery_method: str) -> list[str]:
+# Which parts of 录入信息 a business type has: an invoice where something is sold,
+# a delivery where a key travels.
+INVOICE_TYPES = frozenset({BusinessType.NEW, BusinessType.REISSUE, BusinessType.RENEW})
+DELIVERY_TYPES = frozenset({BusinessType.NEW, BusinessType.REISSUE, BusinessType.REDISPATCH})
+
+
+def info_field_shown(*, business_type: str, name: str) -> bool:
+    if name.startswith("invoice_"):
+        return business_type in INVOICE_TYPES
+    if name in ("delivery_method", *_MAIL):
+        return business_type in DELIVERY_TYPES
+    if name == "revoke_reason":
+        return business_type == BusinessType.REVOKE
+    if name == "agent_qq":
+        return business_type == BusinessType.UNLOCK
+    return True
+
+
+def required_info_fields(*, business_type: str, invoice_type: str, delivery_method: str, key_sn: str = "") -> list[str]:
     """The one definition of which 录入信息 fields are required (marked * on the form)."""
     required = ["cert_org_name", "cert_uscc", *_UNIT, *_AGENT]
-    if business_type in (BusinessType.NEW, BusinessType.REISSUE, BusinessType.RENEW):
+    if business_type in INVOICE_TYPES:
         required.append("invoice_type")
         required += _INVOICE.get(InvoiceType(invoice_type), []) if invoice_type in InvoiceType.values else []
-    if business_type in (BusinessType.NEW, BusinessType.REISSUE, BusinessType.REDISPATCH):
+    if business_type in DELIVERY_TYPES:
         required.append("delivery_method")
         if delivery_method == DeliveryMethod.MAIL:
             required += _MAIL
+    if business_type == BusinessType.REVOKE:
+        required.append("revoke_reason")
+    if business_type == BusinessType.UNLOCK and key_sn.startswith("11"):
+        required.append("agent_qq")  # remote assistance: support staff add the customer on QQ (manual ch. 六)
     return required
 
 
@@ -68,6 +90,7 @@ def order_missing_items(*, order: Order) -> list[str]:
             business_type=order.business_type,
             invoice_type=order.invoice_type,
             delivery_method=order.delivery_method,
+            key_sn=order.key_sn,
         )
         if not getattr(order, name)
     ]
@@ -130,3 +153,11 @@ def order_application_form_data(*, order: Order) -> ApplicationFormData:
         project_category=category.industry.name,
         project_name=sub_project.name,
     )
+
+
+def order_keys_for_owner(*, user: User) -> list[Order]:
+    """The customer's keys: the newest order for each key SN written for them."""
+    seen: dict[str, Order] = {}
+    for order in Order.objects.filter(owner=user).exclude(key_sn="").order_by("-created_at")[:200]:
+        seen.setdefault(order.key_sn, order)
+    return list(seen.values())

@@ -127,6 +127,7 @@ def order_create(*, owner: User, business_type: BusinessType, certificate_type_i
     if certificate_type is None:
         raise DomainError(_("所选证书类别不存在或暂不办理此业务，请重新选择。"), code="certificate_type_unavailable")
     if business_type in (BusinessType.NEW, BusinessType.RENEW) and years not in certificate_type.validity_years:
+        # (renewals choose their years too; the other business types carry the original order's)
         raise DomainError(_("请选择该证书类别提供的有效期。"), code="years_unavailable")
     for _attempt in range(5):
         try:
@@ -173,10 +174,12 @@ class OrderInfo:
     agent_mobile: str = ""
     agent_email: str = ""
     agent_wechat: str = ""
+    agent_qq: str = ""
     delivery_method: str = ""
     recipient_name: str = ""
     recipient_phone: str = ""
     shipping_address: str = ""
+    revoke_reason: str = ""
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -14,7 +14,8 @@ _BEFORE_PAYMENT: dict[str, set[str]] = {
 }
 _SHIPPED_KINDS: dict[str, set[str]] = {
     S.PAID: {S.TO_SHIP, S.REFUNDED},
-    S.TO_SHIP: {S.SHIPPED, S.AWAITING_PICKUP, S.REFUNDED},
+    # COMPLETED from TO_SHIP only when a 改派 order takes over the delivery.
+    S.TO_SHIP: {S.SHIPPED, S.AWAITING_PICKUP, S.REFUNDED, S.COMPLETED},
     S.SHIPPED: {S.COMPLETED},
     S.AWAITING_PICKUP: {S.COMPLETED},
 }

@@ -6,6 +6,7 @@ app_name = "orders"
 urlpatterns = [
     path("", views.order_list, name="list"),
     path("new/", views.order_start, name="create"),
+    path("start/<slug:business>/", views.order_start_follow_up, name="start"),
     path("<str:number>/", views.order_detail, name="detail"),
     path("<str:number>/info/", views.order_info, name="info"),
     path("<str:number>/print/", views.order_print, name="print"),

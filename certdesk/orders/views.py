@@ -17,12 +17,14 @@ from certdesk.core.choices import BusinessType
 from certdesk.core.errors import DomainError
 from certdesk.materials.models import MaterialUpload
 from certdesk.orders.application_form import application_form_render_pdf
+from certdesk.orders.follow_up import REDISPATCHABLE, order_create_for_key, order_create_redispatch
 from certdesk.orders.forms import OrderInfoForm
 from certdesk.orders.models import Order, OrderStatus
 from certdesk.orders.selectors import (
     order_application_form_data,
     order_events,
     order_for_owner,
+    order_keys_for_owner,
     order_list_for_owner,
     order_missing_items,
 )
@@ -207,3 +209,40 @@ def order_cancel_view(request: HttpRequest, number: str) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
     return redirect("orders:detail", number=order.number)
+
+
+@login_required
+def order_start_follow_up(request: HttpRequest, business: str) -> HttpResponse:
+    """证书更新/变更/补办/在线解锁/证书注销 start from the key; 改派 from an order."""
+    assert isinstance(request.user, User)
+    if business not in BusinessType.values or business == BusinessType.NEW:
+        raise Http404
+    business_type = BusinessType(business)
+    error = ""
+    if request.method == "POST":
+        try:
+            if business_type == BusinessType.REDISPATCH:
+                order = order_create_redispatch(owner=request.user, original_number=request.POST.get("original", ""))
+            else:
+                order = order_create_for_key(
+                    owner=request.user,
+                    business_type=business_type,
+                    key_sn=request.POST.get("key_sn", "")[:32],
+                    uscc=request.POST.get("uscc", "")[:40],
+                    years=_int(request.POST.get("years")) if business_type == BusinessType.RENEW else None,
+                )
+        except DomainError as refused:
+            error = refused.message
+        else:
+            return redirect("orders:info", number=order.number)
+    context = {
+        "business_type": business_type,
+        "error": error,
+        "values": request.POST,
+        "my_keys": order_keys_for_owner(user=request.user),
+        "redispatchable": order_list_for_owner(user=request.user).filter(
+            status__in=REDISPATCHABLE, business_type__in=["new", "reissue", "redispatch"]
+        ),
+        "years_choices": range(1, 6),
+    }
+    return render(request, "orders/start_follow_up.html", context)
