@@ -52,13 +52,14 @@ node_modules/.installed: package.json package-lock.json
 deps: system-deps $(VENV)/.installed node_modules/.installed
 
 migrate: deps
-	@mkdir -p var
+	@mkdir -p var staticfiles
 	$(PY) manage.py migrate --noinput -v 0
 
 demo: export CERTDESK_DEMO = true
 demo: migrate
 	$(PY) manage.py catalog_load_demo
 	$(PY) manage.py accounts_make_demo
+	$(PY) manage.py pki_init
 	$(PY) manage.py tokens_make_demo 3 --prefix 55 --ensure
 	$(PY) manage.py tokens_make_demo 1 --prefix 11 --ensure
 
