@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "certdesk.review",
     "certdesk.fulfilment",
     "certdesk.ra",
+    "certdesk.invoices",
     "certdesk.pki",
     "certdesk.tokens",
     "certdesk.payments",
@@ -162,6 +163,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="certdesk <noreply@ce
 WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
 WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
 PAYMENT_GATEWAYS = env.list("PAYMENT_GATEWAYS", default=["sandbox"])
+# Invoicing provider class (the demo one renders its own e-invoice PDF).
+INVOICE_PROVIDER = env.str("INVOICE_PROVIDER", default="certdesk.invoices.providers.demo.DemoInvoiceProvider")
 # Fernet keys for personal data at rest, newest first (empty: derived from SECRET_KEY).
 PII_SEAL_KEYS = env.list("PII_SEAL_KEYS", default=[])
 # Days after shipping when a parcel counts as received if the customer has not confirmed.

@@ -10,6 +10,7 @@ urlpatterns = [
     path("orders/", include("certdesk.orders.urls")),
     path("", include("certdesk.materials.urls")),
     path("", include("certdesk.fulfilment.urls")),
+    path("", include("certdesk.invoices.urls")),
     path("", include("certdesk.notifications.urls")),
     path("pki/", include("certdesk.pki.urls")),
     path("", include("certdesk.payments.urls")),

@@ -94,7 +94,7 @@ TEXTS: dict[NotificationEvent, EventText] = {
     ),
     NotificationEvent.INVOICE_ISSUED: EventText(
         title="发票已开具",
-        body=_ORDER + "的发票已开具，请登录证书自助办理平台在订单详情中查看。",
+        body=_ORDER + "的发票已开具，已发送至您填写的邮箱，也可在“我的发票”中下载。",
         wechat=("{order_number}", "发票已开具", "请登录平台查看"),
     ),
 }

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test import Client
 
 from certdesk.accounts.models import User
+from certdesk.invoices.models import Invoice, InvoiceStatus
 from certdesk.orders.models import Order, OrderEvent, OrderStatus
 from certdesk.payments.gateways.sandbox import sandbox_notification, sandbox_trade_pay
 from certdesk.payments.models import Payment, PaymentCallback, PaymentStatus
@@ -78,3 +79,7 @@ def test_concurrent_identical_callbacks_pay_once(
     assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.PAID
     outcomes = Counter(PaymentCallback.objects.values_list("outcome", flat=True))
     assert outcomes == Counter({"paid": 1, "duplicate": THREADS - 1})
+    # … and exactly one invoice, issued once.
+    invoice = Invoice.objects.get(order=order)
+    assert invoice.status == InvoiceStatus.ISSUED
+    assert invoice.sent_count == 1
