@@ -16,6 +16,7 @@ from certdesk.invoices.services import invoice_resend
 
 @login_required
 def invoice_list(request: HttpRequest) -> HttpResponse:
+    assert isinstance(request.user, User)
     invoices = Invoice.objects.filter(order__owner=request.user).select_related("order")
     return render(request, "invoices/list.html", {"invoices": invoices})
 
