@@ -23,6 +23,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def invoice_pdf(request: HttpRequest, number: str) -> FileResponse:
+    assert isinstance(request.user, User)
     invoice = Invoice.objects.filter(
         order__number=number, order__owner=request.user, status=InvoiceStatus.ISSUED
     ).first()
