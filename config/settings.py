@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "certdesk.pki",
     "certdesk.tokens",
     "certdesk.payments",
+    "certdesk.api",
 ]
 
 MIDDLEWARE = [

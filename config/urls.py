@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("certdesk.invoices.urls")),
     path("", include("certdesk.notifications.urls")),
     path("pki/", include("certdesk.pki.urls")),
+    path("api/", include("certdesk.api.urls")),
     path("", include("certdesk.payments.urls")),
     path("staff/admin/", admin.site.urls),
     path("staff/login/", staff_login, name="staff_login"),

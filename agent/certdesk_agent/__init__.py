@@ -2,7 +2,9 @@
 
 Public API: a `KeyDriver` (PKCS#11 now: `Pkcs11Driver`; `default_driver()`),
 the value types in `certdesk_agent.types` and the errors in
-`certdesk_agent.errors`. No Django, nothing of the server.
+`certdesk_agent.errors`; the portal client in `certdesk_agent.portal`, the
+enroll/renew/unlock work in `certdesk_agent.flows`, the local bridge in
+`certdesk_agent.bridge`. No Django, nothing of the server.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from certdesk_agent.errors import (
     MultipleKeysPresent,
     NoKeyPresent,
     PinPolicyError,
+    PortalError,
+    PortalUnreachable,
     TokenError,
     WrongPin,
 )
@@ -57,6 +61,8 @@ __all__ = [
     "MultipleKeysPresent",
     "NoKeyPresent",
     "PinPolicyError",
+    "PortalError",
+    "PortalUnreachable",
     "TokenError",
     "WrongPin",
     "__version__",

@@ -127,3 +127,49 @@ class TokenError(AgentError):
     def __init__(self, detail: str) -> None:
         super().__init__(f"USB Key 操作失败（{detail}）。请重新插拔证书盘后重试；仍不行请联系客服。")
         self.detail = detail
+
+
+# ---- the portal ---------------------------------------------------------------------------------
+
+
+class PortalUnreachable(AgentError):
+    """No answer from the portal (network, DNS, TLS, timeout). Every step is safe to run again."""
+
+    code = "portal_unreachable"
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(
+            f"无法连接证书服务平台（{url}）：{detail}。请检查网络后重新运行同一命令，已完成的步骤不会重复。"
+        )
+        self.url = url
+        self.detail = detail
+
+
+class PortalError(AgentError):
+    """The portal refused a request; `code` and the message are the portal's own."""
+
+    def __init__(self, *, status: int, code: str, message: str) -> None:
+        super().__init__(f"证书服务平台拒绝了请求：{message}")
+        self.status = status
+        self.code = code
+        self.portal_message = message
+
+
+class PortalConfigError(AgentError):
+    code = "portal_config"
+
+
+class WrongCommand(AgentError):
+    """The pairing code is for another kind of work than the command that was run."""
+
+    code = "wrong_command"
+
+
+class OrderNotWaiting(AgentError):
+    code = "order_not_waiting"
+
+
+class UnlockFailed(AgentError):
+    """The unlock on the key did not complete; the portal has handed the order to support."""
+
+    code = "unlock_failed"

@@ -11,6 +11,7 @@ import hashlib
 from functools import partial
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -29,12 +30,18 @@ from certdesk.ra.models import PROFILE_FOR_ROLE, CertificateRole, OrderCertifica
 Status = OrderCertificate.Status
 
 
-def _spki_sha256(csr_pem: str) -> str:
-    try:
-        csr = x509.load_pem_x509_csr(csr_pem.encode())
-    except ValueError:
-        raise DomainError(_("证书请求（CSR）格式不正确。"), code="csr_malformed") from None
-    der = csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+def _spki_sha256(csr_pem: str = "", public_key_pem: str = "") -> str:
+    if public_key_pem:
+        try:
+            public_key = serialization.load_pem_public_key(public_key_pem.encode())
+        except (ValueError, UnsupportedAlgorithm):
+            raise DomainError(_("公钥格式不正确（应为 PEM）。"), code="public_key_malformed") from None
+    else:
+        try:
+            public_key = x509.load_pem_x509_csr(csr_pem.encode()).public_key()
+        except (ValueError, UnsupportedAlgorithm):
+            raise DomainError(_("证书请求（CSR）格式不正确。"), code="csr_malformed") from None
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
 
 
@@ -68,7 +75,17 @@ def ra_roles_for(order: Order) -> list[CertificateRole]:
     return [CertificateRole.SIGN]
 
 
-def ra_issuance_request(*, order: Order, role: CertificateRole, csr_pem: str, renewal_of: str = "") -> IssuanceRequest:
+def ra_issuance_request(
+    *,
+    order: Order,
+    role: CertificateRole,
+    csr_pem: str = "",
+    public_key_pem: str = "",
+    proof_of_possession_verified: bool = False,
+    renewal_of: str = "",
+) -> IssuanceRequest:
+    """The CA request for `order`: a CSR, or a bare public key whose possession the caller has
+    verified another way (an encryption key cannot sign its own CSR; see agent_certificate_request)."""
     region = order.certificate_type.sub_project.category.industry.region.name
     return IssuanceRequest(
         profile=PROFILE_FOR_ROLE[role],
@@ -77,7 +94,9 @@ def ra_issuance_request(*, order: Order, role: CertificateRole, csr_pem: str, re
         province=region,
         city=region,
         validity_years=order.years,
-        csr_pem=csr_pem,
+        csr_pem=csr_pem or None,
+        public_key_pem=public_key_pem or None,
+        proof_of_possession_verified=proof_of_possession_verified,
         renewal_of=renewal_of or None,
         reference=order.number,
     )
@@ -95,7 +114,15 @@ def _fill(record: OrderCertificate, result: IssuedCertificateResult) -> OrderCer
 
 
 def ra_certificate_issue(
-    *, order: Order, role: CertificateRole, csr_pem: str, key_sn: str, actor: User | None, renewal_of: str = ""
+    *,
+    order: Order,
+    role: CertificateRole,
+    csr_pem: str = "",
+    public_key_pem: str = "",
+    proof_of_possession_verified: bool = False,
+    key_sn: str,
+    actor: User | None,
+    renewal_of: str = "",
 ) -> OrderCertificate:
     """Issue (once) the `role` certificate of `order` for the key in `csr_pem`.
 
@@ -108,7 +135,7 @@ def ra_certificate_issue(
         raise DomainError(
             _("该证书类别不包含%(r)s。") % {"r": str(CertificateRole(role).label)}, code="role_not_offered"
         )
-    spki = _spki_sha256(csr_pem)
+    spki = _spki_sha256(csr_pem, public_key_pem)
     try:
         with transaction.atomic():
             record, _created = OrderCertificate.objects.get_or_create(
@@ -125,7 +152,14 @@ def ra_certificate_issue(
     if previous is None:
         # Outside any transaction: the CA commits each step of its pipeline itself.
         previous = certificate_issue(
-            request=ra_issuance_request(order=order, role=role, csr_pem=csr_pem, renewal_of=renewal_of)
+            request=ra_issuance_request(
+                order=order,
+                role=role,
+                csr_pem=csr_pem,
+                public_key_pem=public_key_pem,
+                proof_of_possession_verified=proof_of_possession_verified,
+                renewal_of=renewal_of,
+            )
         )
     with transaction.atomic():
         record = OrderCertificate.objects.select_for_update().get(pk=record.pk)

@@ -90,6 +90,12 @@ class KeyDriver(ABC):
         """A PKCS#10 request for the pair `key_id`, signed inside the key."""
 
     @abstractmethod
+    def sign(self, sn: str, *, pin: str, key_id: bytes, data: bytes) -> bytes:
+        """A signature over `data` made inside the key with the signing pair `key_id`: ECDSA with
+        SHA-256 (DER) for EC pairs, PKCS#1 v1.5 with SHA-256 for RSA ones. The portal asks for one
+        to vouch for an encryption pair on the same key, which cannot sign its own request."""
+
+    @abstractmethod
     def import_certificate(
         self, sn: str, *, pin: str, certificate: x509.Certificate, chain: Sequence[x509.Certificate] = ()
     ) -> CertificateInfo:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import pkcs11
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, TokenFlag
 from pkcs11 import exceptions as p11
 from pkcs11.attributes import AttributeMapper, handle_ulong
@@ -453,32 +453,43 @@ class Pkcs11Driver(KeyDriver):
                     can_sign=role is KeyRole.SIGN,
                 )
 
+    def _signer(self, session: Any, key_id: bytes) -> OnKeyEllipticCurvePrivateKey | OnKeyRSAPrivateKey:
+        """The signing pair `key_id` as a `cryptography` private key bound to the open session."""
+        pair = self._pair(session, key_id)
+        if not pair.can_sign:
+            raise KeyCannotSign(key_id.hex())
+        privates = _find(session, {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id})
+        if len(privates) != 1:
+            raise KeyPairNotFound(f"证书盘上标识为 {key_id.hex()} 的私钥不唯一。")
+        private = privates[0]
+        if isinstance(pair.public_key, ec.EllipticCurvePublicKey):
+            return OnKeyEllipticCurvePrivateKey(
+                public_key=pair.public_key,
+                sign_digest=lambda digest: bytes(private.sign(digest, mechanism=Mechanism.ECDSA)),
+            )
+        return OnKeyRSAPrivateKey(
+            public_key=pair.public_key,
+            sign_data=lambda data, _hash: bytes(private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)),
+        )
+
     def create_csr(
         self, sn: str, *, pin: str, key_id: bytes, subject: CertificateSubject
     ) -> x509.CertificateSigningRequest:
         with self._operation():
             token = self._token(sn)
             with self._user_session(token, sn, pin) as session:
-                pair = self._pair(session, key_id)
-                if not pair.can_sign:
-                    raise KeyCannotSign(key_id.hex())
-                privates = _find(session, {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id})
-                if len(privates) != 1:
-                    raise KeyPairNotFound(f"证书盘上标识为 {key_id.hex()} 的私钥不唯一。")
-                private = privates[0]
-                signer: OnKeyEllipticCurvePrivateKey | OnKeyRSAPrivateKey
-                if isinstance(pair.public_key, ec.EllipticCurvePublicKey):
-                    signer = OnKeyEllipticCurvePrivateKey(
-                        public_key=pair.public_key,
-                        sign_digest=lambda digest: bytes(private.sign(digest, mechanism=Mechanism.ECDSA)),
-                    )
-                else:
-                    signer = OnKeyRSAPrivateKey(
-                        public_key=pair.public_key,
-                        sign_data=lambda data, _hash: bytes(private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)),
-                    )
+                signer = self._signer(session, key_id)
                 builder = x509.CertificateSigningRequestBuilder().subject_name(subject.to_name())
                 return builder.sign(signer, hashes.SHA256())
+
+    def sign(self, sn: str, *, pin: str, key_id: bytes, data: bytes) -> bytes:
+        with self._operation():
+            token = self._token(sn)
+            with self._user_session(token, sn, pin) as session:
+                signer = self._signer(session, key_id)
+                if isinstance(signer, OnKeyEllipticCurvePrivateKey):
+                    return signer.sign(data, ec.ECDSA(hashes.SHA256()))
+                return signer.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
     def import_certificate(
         self, sn: str, *, pin: str, certificate: x509.Certificate, chain: Sequence[x509.Certificate] = ()
