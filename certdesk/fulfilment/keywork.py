@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -250,7 +251,11 @@ def agent_certificate_request(
         if role != CertificateRole.ENC:
             raise DomainError(_("签名证书须以证书请求（CSR）申请。"), code="csr_required")
         _enc_pop_verify(session=session, order=order, public_key_pem=public_key_pem, signature=pop_signature)
-    renewal_of = order.previous_serial if order.business_type == BusinessType.RENEW and role == "sign" else ""
+    renewal_of = ""
+    if order.business_type == BusinessType.RENEW:
+        # Each role's new validity runs on from that role's current certificate on the key.
+        current = _installed_on_key(key_sn=session.key_sn, exclude_order=order).filter(role=role).first()
+        renewal_of = (current.serial or "") if current is not None else ""
     return ra_certificate_issue(
         order=order,
         role=role,
@@ -291,8 +296,12 @@ def agent_confirm(*, session: AgentSession, serials: list[str]) -> Order:
             usb_key_certificate_add(
                 key=key, serial_hex=record.serial, role=record.role, not_after=record.not_after, actor=actor
             )
-        if operation == KeyOperation.DOWNLOAD and order.previous_serial:
-            usb_key_certificate_remove(key=key, serial_hex=order.previous_serial, actor=actor)
+        replaced = (
+            list(_installed_on_key(key_sn=key.sn, exclude_order=order)) if operation == KeyOperation.DOWNLOAD else []
+        )
+        for old in replaced:
+            assert old.serial is not None
+            usb_key_certificate_remove(key=key, serial_hex=old.serial, actor=actor)
         session.finished_at = timezone.now()
         session.save(update_fields=["finished_at"])
         kind = "key_written" if operation == KeyOperation.WRITE else "certificate_downloaded"
@@ -303,12 +312,24 @@ def agent_confirm(*, session: AgentSession, serials: list[str]) -> Order:
             kind=kind,
             data={"key_sn": key.sn, "serials": [r.serial for r in records]},
         )
-        if order.business_type == BusinessType.CHANGE and order.previous_serial:
-            # The old subject data is no longer true: its certificate is withdrawn.
-            ra_certificate_revoke(
-                serial=order.previous_serial, reason=RevocationReason.SUPERSEDED, actor=session.created_by
-            )
+        for old in replaced:
+            assert old.serial is not None
+            if order.business_type == BusinessType.CHANGE:
+                # The old subject data is no longer true: its certificates are withdrawn.
+                ra_certificate_revoke(serial=old.serial, reason=RevocationReason.SUPERSEDED, actor=session.created_by)
+            else:
+                # A renewal's old certificates simply run out; they are no longer on the key.
+                OrderCertificate.objects.filter(pk=old.pk).update(status=OrderCertificate.Status.SUPERSEDED)
     return order
+
+
+def _installed_on_key(*, key_sn: str, exclude_order: Order) -> QuerySet[OrderCertificate]:
+    """Certificates an earlier order put on this key and that are still there."""
+    return (
+        OrderCertificate.objects.filter(key_sn=key_sn, status=OrderCertificate.Status.INSTALLED)
+        .exclude(order=exclude_order)
+        .order_by("-installed_at", "-id")
+    )
 
 
 @dataclass(frozen=True)

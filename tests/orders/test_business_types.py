@@ -127,6 +127,11 @@ def test_renew(
     new = OrderCertificate.objects.get(serial=serials[0])
     assert new.not_after is not None and old.not_after is not None
     assert new.not_after.year == old.not_after.year + 3
+    # The encryption certificate runs on from its own old expiry too, and the old ones leave the key.
+    new_enc = OrderCertificate.objects.get(serial=serials[1])
+    assert new_enc.not_after is not None and new_enc.not_after.year == old.not_after.year + 3
+    assert set(written_key.certificates.values_list("serial_hex", flat=True)) == {s.lower() for s in serials}
+    assert OrderCertificate.objects.filter(key_sn=written_key.sn, status="superseded").count() == 2
     assert NotificationEvent.READY_TO_DOWNLOAD in _events(customer)
     assert NotificationEvent.COMPLETED in _events(customer)
 
