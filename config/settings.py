@@ -257,5 +257,5 @@ NOTIFY_RETRY_MAX_SECONDS = env.int("NOTIFY_RETRY_MAX_SECONDS", default=4 * 3600)
 NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=5 * 60)
 NOTIFY_EXPIRY_REMIND_DAYS = env.list("NOTIFY_EXPIRY_REMIND_DAYS", cast=int, default=[30, 7, 1])
 NOTIFY_EXPIRING_CERTIFICATES_SELECTOR = env.str(
-    "NOTIFY_EXPIRING_CERTIFICATES_SELECTOR", default="certdesk.notifications.expiry.expiring_certificates_none"
+    "NOTIFY_EXPIRING_CERTIFICATES_SELECTOR", default="certdesk.ra.selectors.expiring_certificates"
 )

@@ -22,6 +22,9 @@ class ExpiringCertificate:
     serial: str  # hex serial as shown to the customer
     not_after: datetime.datetime
     order_number: str
+    # Where the one-click 证书更新 link starts from, when known.
+    key_sn: str = ""
+    uscc: str = ""
 
 
 def expiring_certificates_none(*, within_days: int, now: datetime.datetime) -> Iterable[ExpiringCertificate]:

@@ -35,6 +35,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from functools import partial
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -480,7 +481,7 @@ def certificate_expiry_remind(*, now: datetime.datetime | None = None) -> int:
         return 0
     selector = import_string(settings.NOTIFY_EXPIRING_CERTIFICATES_SELECTOR)
     today = timezone.localdate(now)
-    renew_link = reverse("catalog:select") + "?business=renew"
+    renew_start = reverse("orders:start", args=["renew"])
     reminded = 0
     for certificate in selector(within_days=thresholds[-1], now=now):
         if certificate.not_after <= now:
@@ -500,7 +501,12 @@ def certificate_expiry_remind(*, now: datetime.datetime | None = None) -> int:
                     "days": str(days),
                 },
                 dedupe_key=f"certificate:{certificate.serial}:expiring:{threshold}",
-                link=renew_link,
+                link=renew_start
+                + (
+                    "?" + urlencode({"key_sn": certificate.key_sn, "uscc": certificate.uscc})
+                    if certificate.key_sn
+                    else ""
+                ),
             )
         except Exception:
             logger.exception("expiry reminder for certificate %s failed", certificate.serial)

@@ -238,7 +238,8 @@ def order_start_follow_up(request: HttpRequest, business: str) -> HttpResponse:
     context = {
         "business_type": business_type,
         "error": error,
-        "values": request.POST,
+        # The expiry reminder links here with the key's SN and USCC filled in.
+        "values": request.POST or request.GET,
         "my_keys": order_keys_for_owner(user=request.user),
         "redispatchable": order_list_for_owner(user=request.user).filter(
             status__in=REDISPATCHABLE, business_type__in=["new", "reissue", "redispatch"]

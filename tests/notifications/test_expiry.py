@@ -46,7 +46,7 @@ def test_reminds_each_certificate_once_per_threshold(customer: User) -> None:
     assert reminders["7F3A01"].dedupe_key == "certificate:7F3A01:expiring:30"
     assert reminders["7F3A02"].dedupe_key == "certificate:7F3A02:expiring:7"
     assert "还有25天" in reminders["7F3A01"].body and "2026-06-26" in reminders["7F3A01"].body
-    assert reminders["7F3A01"].link == "/catalog/select/?business=renew"
+    assert reminders["7F3A01"].link == "/orders/start/renew/"  # no key known for this fake certificate
 
     # The next day's run adds nothing for the same thresholds…
     certificate_expiry_remind(now=NOW + datetime.timedelta(days=1))

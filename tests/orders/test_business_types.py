@@ -330,3 +330,23 @@ def test_another_account_gets_only_the_certificate_data(
     assert order.cert_org_name == "重庆东方测试有限公司"
     assert order.legal_rep_id_number == ""  # personal data stays with the account that entered it
     assert order.agent_mobile == ""
+
+
+def test_expiry_reminder_links_to_a_prefilled_renewal(
+    customer_client: Client, written_key: UsbKey, customer: User
+) -> None:
+    import datetime
+
+    from certdesk.notifications.services import certificate_expiry_remind
+
+    sign = OrderCertificate.objects.get(key_sn=written_key.sn, role="sign", status="installed")
+    assert sign.not_after is not None
+    assert certificate_expiry_remind(now=sign.not_after - datetime.timedelta(days=6, hours=12)) == 1
+    message = Notification.objects.get(user=customer, event=NotificationEvent.EXPIRING)
+    assert "7" in message.body or "6" in message.body
+    page = customer_client.get(message.link).content.decode()
+    assert f'value="{written_key.sn}"' in page
+    assert 'value="91110000600037341L"' in page
+    # Once per threshold: the same day again stores nothing new.
+    certificate_expiry_remind(now=sign.not_after - datetime.timedelta(days=6, hours=11))
+    assert Notification.objects.filter(user=customer, event=NotificationEvent.EXPIRING).count() == 1
