@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from certdesk.core.validators import check_mobile
 
@@ -28,11 +29,11 @@ ERROR_FIELDS = {
 
 class MobileField(forms.CharField):
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("label", "手机号码")
+        kwargs.setdefault("label", _("手机号码"))
         kwargs.setdefault("max_length", 20)
-        kwargs.setdefault("error_messages", {"required": "请填写手机号码。"})
+        kwargs.setdefault("error_messages", {"required": _("请填写手机号码。")})
         super().__init__(**kwargs)
-        self.widget.attrs.update({"inputmode": "numeric", "autocomplete": "tel", "placeholder": "11位手机号码"})
+        self.widget.attrs.update({"inputmode": "numeric", "autocomplete": "tel", "placeholder": _("11位手机号码")})
 
     def clean(self, value: Any) -> str:
         value = super().clean(value)
@@ -41,15 +42,21 @@ class MobileField(forms.CharField):
 
 class CodeField(forms.CharField):
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("label", "短信验证码")
+        kwargs.setdefault("label", _("短信验证码"))
         kwargs.setdefault("max_length", 6)
         kwargs.setdefault("min_length", 6)
         kwargs.setdefault(
             "error_messages",
-            {"required": "请填写短信验证码。", "min_length": "验证码为6位数字。", "max_length": "验证码为6位数字。"},
+            {
+                "required": _("请填写短信验证码。"),
+                "min_length": _("验证码为6位数字。"),
+                "max_length": _("验证码为6位数字。"),
+            },
         )
         super().__init__(**kwargs)
-        self.widget.attrs.update({"inputmode": "numeric", "autocomplete": "one-time-code", "placeholder": "6位验证码"})
+        self.widget.attrs.update(
+            {"inputmode": "numeric", "autocomplete": "one-time-code", "placeholder": _("6位验证码")}
+        )
 
 
 class SendCodeForm(forms.Form):
@@ -58,17 +65,17 @@ class SendCodeForm(forms.Form):
 
 class _NewPasswordMixin(forms.Form):
     password1 = forms.CharField(
-        label="设置密码",
+        label=_("设置密码"),
         widget=forms.PasswordInput(render_value=True),
         strip=False,
-        error_messages={"required": "请设置密码。"},
-        help_text="至少8位，不能全为数字，不能过于常见。",
+        error_messages={"required": _("请设置密码。")},
+        help_text=_("至少8位，不能全为数字，不能过于常见。"),
     )
     password2 = forms.CharField(
-        label="确认密码",
+        label=_("确认密码"),
         widget=forms.PasswordInput(render_value=True),
         strip=False,
-        error_messages={"required": "请再次输入密码。"},
+        error_messages={"required": _("请再次输入密码。")},
     )
 
     def clean(self) -> dict[str, Any]:
@@ -93,7 +100,7 @@ class PasswordResetForm(_NewPasswordMixin):
 class PasswordLoginForm(forms.Form):
     mobile = MobileField()
     password = forms.CharField(
-        label="密码", widget=forms.PasswordInput, strip=False, error_messages={"required": "请填写密码。"}
+        label=_("密码"), widget=forms.PasswordInput, strip=False, error_messages={"required": _("请填写密码。")}
     )
 
 

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from certdesk.accounts.forms import (
@@ -65,7 +66,7 @@ def _code_requested(request: HttpRequest, form: forms.Form, purpose: SmsPurpose)
     except DomainError as error:
         _show_error(form, error)
     else:
-        messages.success(request, "验证码已发送，5分钟内有效。")
+        messages.success(request, _("验证码已发送，5分钟内有效。"))
     return True
 
 
@@ -94,7 +95,7 @@ def register(request: HttpRequest) -> HttpResponse:
             mobile=data["mobile"], code=data["code"], password=data["password1"], ip=client_ip(request)
         )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "注册成功，欢迎使用证书自助办理平台。")
+        messages.success(request, _("注册成功，欢迎使用证书自助办理平台。"))
         return redirect(_safe_next(request))
 
     return _code_form_view(
@@ -147,7 +148,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
         user_password_reset(
             mobile=data["mobile"], code=data["code"], new_password=data["password1"], ip=client_ip(request)
         )
-        messages.success(request, "密码已重置，请使用新密码登录。")
+        messages.success(request, _("密码已重置，请使用新密码登录。"))
         return redirect("accounts:login")
 
     return _code_form_view(
@@ -204,7 +205,7 @@ def staff_otp(request: HttpRequest) -> HttpResponse:
             if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
                 target = reverse("review:dashboard")
             return redirect(target)
-        error = "动态码不正确或已过期，请输入身份验证器上当前显示的6位数字。"
+        error = _("动态码不正确或已过期，请输入身份验证器上当前显示的6位数字。")
     context = {
         "device": device,
         "enrolling": not device.confirmed,

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from certdesk.catalog.models import CertificateType
 from certdesk.catalog.selectors import (
@@ -21,11 +22,11 @@ from certdesk.catalog.selectors import (
 from certdesk.core.choices import BusinessType
 
 LEVEL_LABELS = {
-    "region": "所属区域",
-    "industry": "行业",
-    "category": "项目大类",
-    "sub_project": "子项目",
-    "certificate_type": "证书类别",
+    "region": _("所属区域"),
+    "industry": _("行业"),
+    "category": _("项目大类"),
+    "sub_project": _("子项目"),
+    "certificate_type": _("证书类别"),
 }
 
 
@@ -59,7 +60,7 @@ def cascade_from_query(query: Any) -> CascadeSelection:
         options = list(catalog_level_options(level=level, parent_id=parent_id))
         wanted = _int_or_none(query.get(level))
         selected = wanted if wanted in {option.pk for option in options} else None
-        selection.levels.append(CascadeLevel(level, LEVEL_LABELS[level], options, selected))
+        selection.levels.append(CascadeLevel(level, str(LEVEL_LABELS[level]), options, selected))
         parent_id = selected
     if parent_id is not None:
         selection.certificate_type = certificate_type_get(certificate_type_id=parent_id)
