@@ -4,6 +4,8 @@ from django.urls import include, path
 from certdesk.accounts.views import staff_login, staff_otp
 
 urlpatterns = [
+    # First: OCSP requests are the hottest path and should resolve with the fewest pattern checks.
+    path("pki/", include("certdesk.pki.urls")),
     path("", include("certdesk.portal.urls")),
     path("accounts/", include("certdesk.accounts.urls")),
     path("catalog/", include("certdesk.catalog.urls")),
@@ -12,7 +14,6 @@ urlpatterns = [
     path("", include("certdesk.fulfilment.urls")),
     path("", include("certdesk.invoices.urls")),
     path("", include("certdesk.notifications.urls")),
-    path("pki/", include("certdesk.pki.urls")),
     path("api/", include("certdesk.api.urls")),
     path("", include("certdesk.payments.urls")),
     path("staff/admin/", admin.site.urls),

@@ -88,6 +88,11 @@ def root_crl_validity() -> datetime.timedelta:
     return datetime.timedelta(days=float(_get("PKI_ROOT_CRL_VALIDITY_DAYS", 30)))
 
 
+def crl_lint_max_entries() -> int:
+    """Up to this many entries a CRL is linted whole; beyond, a sample of it (see `services._crl_generate`)."""
+    return int(_get("PKI_CRL_LINT_MAX_ENTRIES", 2000))
+
+
 def ocsp_validity() -> datetime.timedelta:
     return datetime.timedelta(hours=float(_get("PKI_OCSP_VALIDITY_HOURS", 24)))
 

@@ -7,6 +7,7 @@ import binascii
 import datetime
 import hashlib
 
+from cryptography import x509
 from cryptography.x509 import ocsp
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
@@ -63,7 +64,13 @@ def _ocsp_http(der: bytes, *, cacheable: bool) -> HttpResponse:
     if cacheable and len(der) > 16:
         try:
             parsed = ocsp.load_der_ocsp_response(der)
-            if parsed.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL and parsed.next_update_utc:
+            # A response carrying the client's nonce is for that client only.
+            has_nonce = any(isinstance(ext.value, x509.OCSPNonce) for ext in parsed.extensions)
+            if (
+                parsed.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+                and parsed.next_update_utc
+                and not has_nonce
+            ):
                 return _cacheable(
                     response, body=der, last_modified=parsed.this_update_utc, expires=parsed.next_update_utc
                 )

@@ -318,3 +318,10 @@ def test_a_response_from_an_older_status_never_replaces_a_newer_one(ca: Hierarch
     assert not responder.store(serial=result.serial, hash_name="sha1", issuer_id=ca.issuing.pk, response=stale_good)
     stored = ocsp.load_der_ocsp_response(bytes(OcspResponse.objects.get(serial=result.serial).der))
     assert stored.certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+def test_get_with_a_nonce_is_not_cacheable(ca: HierarchyInitResult, client: Client) -> None:
+    request = _request(load_pem(issue().certificate_pem), _issuing(ca), nonce=b"z" * 16)
+    response = client.get("/pki/ocsp/" + urllib.parse.quote(base64.b64encode(request).decode(), safe=""))
+    assert ocsp.load_der_ocsp_response(response.content).extensions.get_extension_for_class(x509.OCSPNonce)
+    assert response["Cache-Control"] == "no-store"

@@ -255,3 +255,26 @@ def test_periodic_refresh_keeps_exactly_one_schedule(ca: HierarchyInitResult, se
     # When that run comes due it claims the slot again and schedules the next one.
     assert pki_refresh_schedule(now=first) is not None
     assert len(backend.results) == 2  # type: ignore[attr-defined]
+
+
+def test_large_crls_are_linted_on_a_sample(
+    ca: HierarchyInitResult, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.PKI_CRL_LINT_MAX_ENTRIES = 2
+    linted: list[int] = []
+    real_lint_crl = lint.lint_crl
+
+    def spy(der: bytes) -> list[lint.LintFinding]:
+        linted.append(len(x509.load_der_x509_crl(der)))
+        return real_lint_crl(der)
+
+    monkeypatch.setattr(lint, "lint_crl", spy)
+    reasons = [RevocationReason.SUPERSEDED] * 3 + [RevocationReason.KEY_COMPROMISE, RevocationReason.UNSPECIFIED]
+    for reason in reasons:
+        certificate_revoke(serial=issue().serial, reason=reason)
+    latest = Crl.objects.filter(issuer=ca.issuing).order_by("-number").first()
+    assert latest is not None and latest.entries == 5
+    # Two newest entries plus one of each other shape (superseded): 3 of 5 linted; the published CRL is whole.
+    assert linted[-1] == 3
+    assert len(x509.load_der_x509_crl(bytes(latest.der))) == 5
+    assert lint_errors(real_lint_crl(bytes(latest.der))) == []

@@ -395,7 +395,8 @@ class Pkcs11KeyBackend(KeyBackend):
 
     def exists(self, *, key_ref: str) -> bool:
         def op(session: Any) -> bool:
-            return any(True for _ in session.get_objects({Attribute.LABEL: key_ref}))
+            # Exhaust the search so C_FindObjectsFinal runs before the session is used again.
+            return bool(list(session.get_objects({Attribute.LABEL: key_ref})))
 
         return bool(self.pool.run(op))
 
@@ -411,7 +412,7 @@ class Pkcs11KeyBackend(KeyBackend):
 
         def op(session: Any) -> None:
             # Checked inside the same session call so the label test and the create are adjacent.
-            if any(True for _ in session.get_objects({Attribute.LABEL: key_ref})):
+            if bool(list(session.get_objects({Attribute.LABEL: key_ref}))):
                 raise KeyExists(
                     f"令牌 {self.token_label!r} 上已有标签为 {key_ref!r} 的对象，拒绝覆盖。", code="key_exists"
                 )
