@@ -63,7 +63,7 @@ TEXTS: dict[NotificationEvent, EventText] = {
     ),
     NotificationEvent.READY_TO_DOWNLOAD: EventText(
         title="证书待下载",
-        body=_ORDER + "的新证书已签发，请插入UKey登录证书自助办理平台，在订单详情中将证书下载到UKey。",
+        body=_ORDER + "已可下载新证书，请插入UKey登录证书自助办理平台，在订单详情中点击“下载证书”，将新证书写入UKey。",
         wechat=("{order_number}", "待下载证书", "请插入UKey登录平台下载"),
     ),
     NotificationEvent.READY_TO_UNLOCK: EventText(

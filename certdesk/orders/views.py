@@ -184,6 +184,7 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
             "order": order,
             "events": order_events(order=order),
             "uploads": uploads,
+            "certificates": order.certificates.exclude(serial=None).order_by("role"),
             "editable": order.status in EDITABLE,
             "cancellable": order.status in CANCELLABLE,
             "refundable": order.status == OrderStatus.PAID,

@@ -350,3 +350,14 @@ def test_expiry_reminder_links_to_a_prefilled_renewal(
     # Once per threshold: the same day again stores nothing new.
     certificate_expiry_remind(now=sign.not_after - datetime.timedelta(days=6, hours=11))
     assert Notification.objects.filter(user=customer, event=NotificationEvent.EXPIRING).count() == 1
+
+
+def test_order_page_shows_the_certificates_and_their_expiry(customer_client: Client, written_key: UsbKey) -> None:
+    record = OrderCertificate.objects.get(key_sn=written_key.sn, role="sign", status="installed")
+    page = customer_client.get(reverse("orders:detail", args=[record.order.number])).content.decode()
+    assert record.serial in page  # type: ignore[operator]
+    assert record.not_after is not None
+    from django.utils import timezone
+
+    assert timezone.localtime(record.not_after).strftime("%Y-%m-%d") in page
+    assert "签名证书" in page and "加密证书" in page
