@@ -88,3 +88,25 @@ e2e: deps
 
 clean:
 	rm -rf $(VENV) node_modules var staticfiles
+
+# --- benchmarks and the production rehearsal (issue #10) ---
+# make bench: every benchmark in bench/, tables on the terminal and in docs/benchmarks.md (about 12 min
+# on 2 cores; needs the local PostgreSQL). BENCH_ARGS=--quick checks the machinery in a few minutes.
+BENCH_ARGS ?=
+
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r bench/requirements.txt
+	@touch $@
+
+bench: deps $(VENV)/.bench-installed
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+# make run-prod-like: gunicorn + db_worker + scheduler with production settings on the local
+# PostgreSQL (database certdesk_prodlike) and Redis; see deploy/run-prod-like.sh and docs/deployment.md.
+$(VENV)/.prod-installed: deploy/requirements-prod.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r deploy/requirements-prod.txt
+	@touch $@
+
+.PHONY: run-prod-like
+run-prod-like: deps $(VENV)/.prod-installed
+	HOST=$(HOST) PORT=$(PORT) PY=$(PY) deploy/run-prod-like.sh

@@ -225,7 +225,9 @@ if PRODUCTION:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Resident ID and mobile numbers are masked in every record the handlers write (docs/security.md).
+    "filters": {"pii": {"()": "certdesk.core.logging.PiiRedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["pii"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
@@ -259,3 +261,111 @@ NOTIFY_EXPIRY_REMIND_DAYS = env.list("NOTIFY_EXPIRY_REMIND_DAYS", cast=int, defa
 NOTIFY_EXPIRING_CERTIFICATES_SELECTOR = env.str(
     "NOTIFY_EXPIRING_CERTIFICATES_SELECTOR", default="certdesk.ra.selectors.expiring_certificates"
 )
+
+# --- deployment (issue #10) ---
+# Production knobs read from the environment (docs/deployment.md has the full table). Each one is
+# read only when its variable is set: with none of them set, nothing above changes, and the apps'
+# conf.py defaults apply. `<NAME>_FILE` names a file holding a secret (systemd LoadCredential=).
+import os as _os  # noqa: E402
+
+
+def _deployment_env(name: str, cast: str = "str") -> None:
+    value: object
+    if f"{name}_FILE" in _os.environ:
+        value = Path(_os.environ[f"{name}_FILE"]).read_text(encoding="utf-8").strip()
+    elif name in _os.environ:
+        value = getattr(env, cast)(name)
+    else:
+        return
+    globals()[name] = value
+
+
+for _name, _cast in [
+    # CA engine (certdesk/pki/conf.py): keys in a PKCS#11 HSM or in encrypted PKCS#8 files.
+    ("PKI_KEY_BACKEND", "str"),
+    ("PKI_KEY_ALGORITHM", "str"),
+    ("PKI_KEY_DIR", "path"),
+    ("PKI_KEY_PASSPHRASE", "str"),
+    ("PKI_PKCS11_MODULE", "str"),
+    ("PKI_PKCS11_TOKEN_LABEL", "str"),
+    ("PKI_PKCS11_PIN", "str"),
+    ("PKI_PKCS11_POOL_SIZE", "int"),
+    ("PKI_BASE_URL", "str"),
+    ("PKI_CA_ORGANIZATION", "str"),
+    ("PKI_ROOT_VALIDITY_YEARS", "int"),
+    ("PKI_ISSUING_VALIDITY_YEARS", "int"),
+    ("PKI_MAX_VALIDITY_YEARS", "int"),
+    ("PKI_POLICY_OID", "str"),
+    ("PKI_LINT_FAIL_SEVERITY", "str"),
+    ("PKI_CRL_VALIDITY_HOURS", "float"),
+    ("PKI_ROOT_CRL_VALIDITY_DAYS", "float"),
+    ("PKI_CRL_LINT_MAX_ENTRIES", "int"),
+    ("PKI_OCSP_VALIDITY_HOURS", "float"),
+    ("PKI_OCSP_SIGNER_VALIDITY_DAYS", "float"),
+    ("PKI_OCSP_SIGNER_RENEW_BEFORE_DAYS", "float"),
+    ("PKI_OCSP_MEMORY_CACHE", "bool"),
+    ("PKI_OCSP_MEMORY_CACHE_ENTRIES", "int"),
+    ("PKI_STATE_DIR", "path"),
+    ("PKI_REFRESH_INTERVAL_MINUTES", "float"),
+    # Payments (certdesk/payments/conf.py).
+    ("PAYMENT_SANDBOX_IN_PRODUCTION", "bool"),
+    ("PAYMENT_TRANSACTION_TTL_MINUTES", "int"),
+    ("PAYMENT_CALLBACK_MAX_AGE_SECONDS", "int"),
+    ("PAYMENT_SANDBOX_MERCHANT_ID", "str"),
+    ("WECHATPAY_MCHID", "str"),
+    ("WECHATPAY_APPID", "str"),
+    ("WECHATPAY_APIV3_KEY", "str"),
+    ("WECHATPAY_PRIVATE_KEY", "str"),
+    ("WECHATPAY_CERT_SERIAL_NO", "str"),
+    ("WECHATPAY_PUBLIC_KEY", "str"),
+    ("WECHATPAY_PUBLIC_KEY_ID", "str"),
+    ("WECHATPAY_CERT_DIR", "str"),
+    ("WECHATPAY_BASE_URL", "str"),
+    ("WECHATPAY_NOTIFY_URL", "str"),
+    ("WECHATPAY_TIMEOUT", "float"),
+    ("ALIPAY_APP_ID", "str"),
+    ("ALIPAY_APP_PRIVATE_KEY", "str"),
+    ("ALIPAY_PUBLIC_KEY", "str"),
+    ("ALIPAY_SELLER_ID", "str"),
+    ("ALIPAY_GATEWAY_URL", "str"),
+    ("ALIPAY_NOTIFY_URL", "str"),
+    ("ALIPAY_TIMEOUT", "int"),
+    # USB key inventory (certdesk/tokens/conf.py) and the agent API (certdesk/api/conf.py).
+    ("TOKENS_DEMO_DIR", "str"),
+    ("TOKENS_DEMO_USER_PIN", "str"),
+    ("TOKENS_PIN_MAX_RETRIES", "int"),
+    ("TOKENS_PKCS11_MODULE", "str"),
+    ("AGENT_API_OPEN_MAX_FAILURES", "int"),
+    ("AGENT_API_OPEN_WINDOW_SECONDS", "int"),
+    # Uploads on S3-compatible storage: DEFAULT_FILE_STORAGE=storages.backends.s3.S3Storage
+    # (django-storages[s3]); these are the settings it reads.
+    ("AWS_STORAGE_BUCKET_NAME", "str"),
+    ("AWS_S3_ENDPOINT_URL", "str"),
+    ("AWS_S3_REGION_NAME", "str"),
+    ("AWS_ACCESS_KEY_ID", "str"),
+    ("AWS_SECRET_ACCESS_KEY", "str"),
+    ("AWS_S3_ADDRESSING_STYLE", "str"),
+    ("AWS_S3_SIGNATURE_VERSION", "str"),
+    ("AWS_LOCATION", "str"),
+    ("AWS_S3_FILE_OVERWRITE", "bool"),
+    ("AWS_QUERYSTRING_EXPIRE", "int"),
+    ("AWS_S3_VERIFY", "bool"),
+    # Sessions (e.g. django.contrib.sessions.backends.cached_db with the Redis cache below).
+    ("SESSION_ENGINE", "str"),
+    # Paths answered over plain http too (regexes on the path without its leading /): ^pki/ keeps
+    # OCSP and CRLs reachable at the http:// URLs written into certificates.
+    ("SECURE_REDIRECT_EXEMPT", "list"),
+    ("CONN_HEALTH_CHECKS", "bool"),
+]:
+    _deployment_env(_name, _cast)
+
+if "CONN_HEALTH_CHECKS" in _os.environ and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS")
+# A shared cache for every app server (redis://host:6379/1 → Django's RedisCache; needs `redis`).
+if "CACHE_URL" in _os.environ:
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+if "DEFAULT_FILE_STORAGE" in _os.environ and "s3" in _os.environ["DEFAULT_FILE_STORAGE"].lower():
+    # Private objects: uploads are served through views that check ownership, never by URL.
+    AWS_DEFAULT_ACL = None
+    AWS_QUERYSTRING_AUTH = True
+    globals().setdefault("AWS_S3_FILE_OVERWRITE", False)

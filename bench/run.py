@@ -1,0 +1,231 @@
+"""`make bench`: run every benchmark in bench/ and write docs/benchmarks.md.
+
+    .venv/bin/python bench/run.py [--only pki,crl,portal,documents] [--quick] [--out docs/benchmarks.md]
+
+Each benchmark runs as its own process (its tables stream to the terminal)
+and hands its tables and target checks over as JSON; this script writes them
+all, with a summary against the targets of issue #10, into one Markdown file
+that it replaces completely. Budget: under 15 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import CORES, PYTHON, ROOT, Report, report_from_json
+
+# name → (script, normal arguments, --quick arguments)
+BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
+    "pki": ("bench/pki.py", [], ["--seconds-each", "1.5"]),
+    "crl": ("bench/crl.py", [], ["--sizes", "10000,100000", "--timeout", "60"]),
+    "portal": ("bench/portal.py", [], ["--orders", "20000", "--seconds", "3"]),
+    "documents": ("bench/documents.py", [], ["--rounds", "3"]),
+}
+
+
+# Where the time goes: found by profiling (pyinstrument, cProfile) while building these benchmarks
+# (issue #10, November 2026). Not measured by this run: re-profile after the code changes.
+FINDINGS = """\
+## Where the time goes (profiled for issue #10)
+
+- **Issuance**: pkilint is about half of `certificate_issue()`'s CPU (~3.8 ms of ~8 ms a certificate on
+  one core); the rest is the three committed steps (reserve, linted, store + pre-signed OCSP) and one
+  `ca_get(role="issuing")` query per certificate. On SQLite writers queue on the database lock, so two
+  processes issue hardly more than one; on PostgreSQL each certificate waits for three commits.
+- **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; the Django request
+  path around it (URL resolution, 14 middlewares) ~290 µs of CPU in-process and ~850 µs per answer
+  under gunicorn. The lean entry measured in the OCSP table (POST /pki/ocsp/ straight to the service)
+  cuts the server's CPU per answer by about 2.5×.
+- **CRL**: `crl_generate()` calls `CertificateRevocationListBuilder.add_revoked_certificate()` once per
+  entry, and cryptography copies the whole list on each call: O(n²). Building the list first and
+  passing it to the builder's constructor is the "one builder" baseline; 1M entries within 15 s and
+  300 MB needs the entries encoded as DER in one buffer (the "streamed DER" column).
+- **Portal pages**: `get_status_display()` / `get_business_type_display()` hash every lazy choice label
+  (Django's `make_hashable(field.flatchoices)`), so each call translates every label: ~25% of the
+  order list's CPU. The sealed ID numbers are decrypted for every row of the order list and review
+  queue though neither shows them (deferring them saves 15–20%). The review queue also joins owner
+  and certificate type it does not display, and staff pages run two permission queries per request.
+- **Uploads**: re-encoding a PNG at zlib's default level dominates PNG validation (~30× the decode).
+"""
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{CORES} cores ({model or platform.machine()}), {memory:.0f} GiB"
+
+
+def _versions() -> str:
+    from importlib.metadata import version
+
+    parts = [f"Python {platform.python_version()}"]
+    for package in ("Django", "cryptography", "pkilint", "gunicorn", "psycopg"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except Exception:  # noqa: S112 - a missing package is simply not listed
+            continue
+    try:
+        import psycopg
+
+        from bench.common import pg_admin_url
+
+        url = pg_admin_url()
+        if url:
+            with psycopg.connect(url.replace("postgres://", "postgresql://")) as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+                parts.append(f"PostgreSQL {row[0] if row else '?'}")
+    except Exception:  # noqa: S110 - the version line is informative only
+        pass
+    return ", ".join(parts)
+
+
+def _markdown(
+    reports: list[Report],
+    failures: dict[str, str],
+    *,
+    began: float,
+    load_before: tuple[float, ...],
+    quick: bool,
+    command: str,
+) -> str:
+    load_after = os.getloadavg()
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = " with uncommitted changes" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by `make bench` (bench/run.py): do not edit by hand; run it again. -->",
+        "",
+        f"Made by `{command}` on {now}, commit {commit or '?'}{dirty}, in {time.time() - began:.0f} s.  ",
+        f"Machine: {_machine()}; {_versions()}.  ",
+        f"Load average before {load_before[0]:.1f}, after {load_after[0]:.1f} / {load_after[1]:.1f} /"
+        f" {load_after[2]:.1f} (1/5/15 min): anything else running on the machine lowers every rate below.",
+    ]
+    if quick:
+        out += ["", "**Quick run (`--quick`): shorter measurements and smaller data; not the numbers to quote.**"]
+    out += [
+        "",
+        "## Targets (issue #10)",
+        "",
+        "| target | goal | measured | verdict | benchmark |",
+        "|---|---|---|---|---|",
+    ]
+    for report in reports:
+        for t in report.targets:
+            measured = t.measured.replace("|", "\\|")
+            out.append(f"| {t.name} | {t.goal} | {measured} | {t.verdict} | {report.name.split('(')[-1].rstrip(')')} |")
+    for name in failures:
+        out.append(f"| {name} | — | the benchmark failed (below) | **failed** | bench/{name}.py |")
+    out += [
+        "",
+        "Every table below carries its own baseline measured in the same run, so ratios stay meaningful on a",
+        "busy machine even when absolute rates drop. Peak memory is the resident set size (RSS): sampled with",
+        "psutil for gunicorn's master and workers and the `manage.py db_worker`, and the kernel's high-water mark",
+        "(ru_maxrss / VmHWM) for the measuring processes.",
+    ]
+    for report in reports:
+        out += ["", f"## {report.name}", "", f"`{report.command}` — {report.seconds:.0f} s", ""]
+        for table in report.tables:
+            out += [table.markdown(), ""]
+    for name, error in failures.items():
+        out += ["", f"## bench/{name}.py failed", "", "```", error.strip()[-3000:], "```"]
+    out += ["", FINDINGS.rstrip()]
+    out += [
+        "",
+        "## How these numbers are made",
+        "",
+        "- `make bench` runs `bench/run.py`, which runs `bench/pki.py`, `bench/crl.py`, `bench/portal.py` and",
+        "  `bench/documents.py` one after the other and rewrites this file. Each script also runs alone and prints",
+        "  its tables (`.venv/bin/python bench/pki.py --help`).",
+        "- Databases: temporary SQLite files and PostgreSQL databases (`certdesk_bench_*`) on",
+        "  `DATABASE_URL` or `postgres://postgres@127.0.0.1:5432/postgres`, created and dropped by the benchmarks.",
+        "- Load is generated on loopback only, by closed-loop asyncio clients on keep-alive connections",
+        "  (`bench/common.py::http_load`), bounded in time.",
+        "- The peer, django-ca, runs in its own virtualenv (`var/bench-django-ca-venv`, made on first use by",
+        "  `bench/peer.py` with pip) through `bench/django_ca_driver.py`.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _run_teeing_stderr(command: list[str]) -> tuple[int, str]:
+    """Run a benchmark; its stdout and progress (stderr) reach the terminal as they come, and the end of
+    stderr is kept to show in docs/benchmarks.md if it fails."""
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    tail: list[str] = []
+    for raw in proc.stderr:
+        line = raw.decode(errors="replace")
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        tail.append(line)
+        del tail[:-200]
+    return proc.wait(), "".join(tail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of " + ", ".join(BENCHES))
+    parser.add_argument("--quick", action="store_true", help="shorter runs, smaller data: to check the machinery")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    began = time.time()
+    load_before = os.getloadavg()
+    reports: list[Report] = []
+    failures: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="certdesk-bench-") as tmp:
+        for name in args.only.split(","):
+            script, normal, quick = BENCHES[name]
+            json_path = Path(tmp) / f"{name}.json"
+            command = [PYTHON, script, *(quick if args.quick else normal), "--json", str(json_path)]
+            print(f"\n=== {' '.join(command[1:-2])}", flush=True)
+            t0 = time.time()
+            returncode, error = _run_teeing_stderr(command)
+            if returncode != 0 or not json_path.exists():
+                failures[name] = error or f"exit code {returncode}"
+                print(f"=== {name} FAILED after {time.time() - t0:.0f} s", flush=True)
+                continue
+            report = report_from_json(json_path)
+            report.command = "make bench  # or: .venv/bin/python " + " ".join(command[1:-2])
+            reports.append(report)
+            print(f"=== {name} done in {time.time() - t0:.0f} s", flush=True)
+    made_by = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
+    Path(args.out).write_text(
+        _markdown(reports, failures, began=began, load_before=load_before, quick=args.quick, command=made_by)
+    )
+    print(f"\nwrote {Path(args.out).relative_to(ROOT)} in {time.time() - began:.0f} s\n")
+    print("targets:")
+    for report in reports:
+        for t in report.targets:
+            print(f"  {t.verdict.replace('*', ''):>12}  {t.name}: {t.measured} (goal {t.goal})")
+    for name in failures:
+        print(f"  {'FAILED':>12}  bench/{name}.py")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
