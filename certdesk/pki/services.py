@@ -624,22 +624,26 @@ def _crl_generate(ca: CertificateAuthority) -> CrlInfo:
     this_update = _now()
     next_update = this_update + (conf.root_crl_validity() if ca.role == Role.ROOT else conf.crl_validity())
     ski = signer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    header = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(signer.certificate.subject)
-        .last_update(this_update)
-        .next_update(next_update)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
-        .add_extension(x509.CRLNumber(number), False)
-    )
+
+    def crl_builder(entries: list[x509.RevokedCertificate]) -> x509.CertificateRevocationListBuilder:
+        # All entries at once: add_revoked_certificate() copies the list so far, O(n²) for n entries.
+        return (
+            x509.CertificateRevocationListBuilder(revoked_certificates=entries)
+            .issuer_name(signer.certificate.subject)
+            .last_update(this_update)
+            .next_update(next_update)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
+            .add_extension(x509.CRLNumber(number), False)
+        )
+
     # Entries stay until the certificate expires (RFC 5280 lets a CA drop them after that).
     revoked = (
         IssuedCertificate.objects.filter(issuer=ca, revoked_at__isnull=False, not_after__gte=this_update)
         .order_by("-revoked_at")
         .values_list("serial", "revoked_at", "revocation_reason", "invalidity_date")
     )
-    builder = header
-    sample = header
+    all_entries: list[x509.RevokedCertificate] = []
+    sample_entries: list[x509.RevokedCertificate] = []
     shapes: set[tuple[int, bool]] = set()
     sample_size = 0
     entries = 0
@@ -653,13 +657,15 @@ def _crl_generate(ca: CertificateAuthority) -> CrlInfo:
         if invalidity_date is not None:
             entry_builder = entry_builder.add_extension(x509.InvalidityDate(invalidity_date), False)
         entry = entry_builder.build()
-        builder = builder.add_revoked_certificate(entry)
+        all_entries.append(entry)
         entries += 1
         shape = (int(code), invalidity_date is not None)
         if sample_size < conf.crl_lint_max_entries() or shape not in shapes:
-            sample = sample.add_revoked_certificate(entry)
+            sample_entries.append(entry)
             sample_size += 1
             shapes.add(shape)
+    builder = crl_builder(all_entries)
+    sample = crl_builder(sample_entries)
     crl = builder.sign(signer.key, signature_hash(signer.key))
     der = crl.public_bytes(serialization.Encoding.DER)
     lint_der = der

@@ -14,7 +14,8 @@ def review_queue(*, business_type: str = "") -> QuerySet[Order]:
     """Orders waiting for review, the most urgent first."""
     orders = (
         Order.objects.filter(status=OrderStatus.SUBMITTED)
-        .select_related("certificate_type", "owner", "review_claim__reviewer")
+        .select_related("review_claim__reviewer")
+        .defer("legal_rep_id_number", "agent_id_number")  # sealed; the queue never shows them
         .order_by("review_due_at", "id")
     )
     if business_type:
