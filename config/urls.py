@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
 
 from certdesk.accounts.views import staff_login, staff_otp
+
+# The admin asks for the same second factor as the console: a verified TOTP device.
+admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
     # First: OCSP requests are the hottest path and should resolve with the fewest pattern checks.

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from certdesk.accounts.models import User
 from certdesk.accounts.staff import staff_required
+from certdesk.audit.services import audit_log
 from certdesk.core.choices import BusinessType
 from certdesk.core.errors import DomainError
+from certdesk.core.http import client_ip
 from certdesk.materials.models import MaterialUpload
 from certdesk.materials.views import material_slots
 from certdesk.orders.application_form import application_form_render_pdf
@@ -77,9 +81,48 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
 
 
+# Resident ID numbers: shown masked; the reviewer reveals one to compare it with the ID card scan.
+PII_FIELDS = ("legal_rep_id_number", "agent_id_number")
+
+
+@dataclass(frozen=True)
+class PiiValue:
+    field: str
+    value: str
+    revealed: bool
+
+
+def _pii_revealed(request: HttpRequest, order: Order, *, fields: list[str], via: str) -> None:
+    """Who saw which full numbers of which order, how and from where: one audit record each time."""
+    audit_log(
+        action="pii.revealed",
+        actor=_reviewer(request).mobile,
+        object_type="order",
+        object_id=order.number,
+        ip=client_ip(request),
+        data={"fields": fields, "via": via},
+    )
+
+
 @staff_required(REVIEW)
+@require_http_methods(["GET", "POST"])
 def review_page(request: HttpRequest, number: str) -> HttpResponse:
+    """The review page; POST `reveal=<field>` (显示完整号码) shows that ID number in full, audited."""
     order = _order(number)
+    revealed = ""
+    if request.method == "POST":
+        revealed = request.POST.get("reveal", "")
+        if revealed not in PII_FIELDS:
+            return HttpResponseBadRequest("unknown field")
+        _pii_revealed(request, order, fields=[revealed], via="review_page")
+        value = str(getattr(order, revealed) or "")
+        if getattr(request, "htmx", False):
+            response = render(
+                request, "review/_pii.html", {"order": order, "item": PiiValue(revealed, value, revealed=True)}
+            )
+            response["Cache-Control"] = "private, no-store"
+            return response
+    pii = {name: PiiValue(name, str(getattr(order, name) or ""), revealed=name == revealed) for name in PII_FIELDS}
     field_targets = [
         (f"field:{name}", str(getattr(Order._meta.get_field(name), "verbose_name", name)))
         for name in OrderInfo.field_names()
@@ -88,7 +131,7 @@ def review_page(request: HttpRequest, number: str) -> HttpResponse:
     slots = material_slots(order=order)
     material_targets = [(f"material:{slot.kind.code}", slot.kind.name) for slot in slots]
     claim = getattr(order, "review_claim", None)
-    return render(
+    response = render(
         request,
         "review/review.html",
         {
@@ -101,8 +144,12 @@ def review_page(request: HttpRequest, number: str) -> HttpResponse:
             "claim": claim if claim and claim.claimed_at + CLAIM_TTL > timezone.now() else None,
             "decidable": order.status == OrderStatus.SUBMITTED,
             "reason_rows": range(3),
+            "pii": pii,
         },
     )
+    if revealed:
+        response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _decide(request: HttpRequest, number: str, action: str) -> HttpResponse:
@@ -187,6 +234,8 @@ def material_file(request: HttpRequest, number: str, kind_code: str) -> FileResp
 @staff_required("orders.view_order")
 def form_pdf(request: HttpRequest, number: str) -> HttpResponse:
     order = _order(number)
+    # The customer's own form carries the full ID numbers: opening it is a reveal too.
+    _pii_revealed(request, order, fields=list(PII_FIELDS), via="application_form_pdf")
     response = HttpResponse(
         application_form_render_pdf(data=order_application_form_data(order=order)), content_type="application/pdf"
     )

@@ -136,3 +136,16 @@ class PaymentGateway(ABC):
     @abstractmethod
     def records(self, *, day: datetime.date) -> list[RecordLine]:
         """Successful payments of one (Beijing) day according to the gateway, for reconciliation."""
+
+
+def json_loads_strict(text: str | bytes) -> Any:
+    """json.loads that refuses a repeated key: `{"trade_state":"NOTPAY", …, "trade_state":"SUCCESS"}`
+    must not be read as whichever value came last."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _value in items]
+        if len(keys) != len(set(keys)):
+            raise ValueError("duplicate key in JSON object")
+        return dict(items)
+
+    return json.loads(text, object_pairs_hook=pairs)

@@ -48,6 +48,7 @@ from certdesk.payments.gateways.base import (
     RefundOutcome,
     RefundResult,
     TxnStatus,
+    json_loads_strict,
     json_reply,
 )
 from certdesk.payments.models import SandboxKey, SandboxRefund, SandboxTrade, SandboxTradeStatus
@@ -259,7 +260,7 @@ class SandboxGateway(PaymentGateway):
         except (InvalidSignature, ValueError):
             raise CallbackRejected("signature_invalid") from None
         try:
-            data = json.loads(body)
+            data = json_loads_strict(body)
             merchant_no = str(data["out_trade_no"])
             amount_fen = data["amount_fen"]
             if not isinstance(amount_fen, int) or isinstance(amount_fen, bool):

@@ -40,6 +40,7 @@ from certdesk.payments.gateways.base import (
     RefundOutcome,
     RefundResult,
     TxnStatus,
+    json_loads_strict,
     json_reply,
 )
 
@@ -304,7 +305,7 @@ class WeChatGateway(PaymentGateway):
             # Public-key mode: nothing to download, an unknown serial cannot verify.
             raise CallbackRejected("unknown_serial", serial)
         try:
-            envelope = json.loads(body)
+            envelope = json_loads_strict(body)
             resource = envelope["resource"]
             if envelope.get("resource_type") != "encrypt-resource" or resource.get("algorithm") != "AEAD_AES_256_GCM":
                 raise ValueError("resource type/algorithm")
