@@ -66,7 +66,12 @@ class CertificateIn(_In):
     csr_pem: Pem = Field(default="", description="PEM 格式的 PKCS#10 证书请求")
     public_key_pem: Pem = Field(default="", description="加密密钥对的公钥（PEM，SubjectPublicKeyInfo）")
     pop_signature: str = Field(
-        default="", min_length=1, max_length=2048, description="签名密钥对持有证明消息的签名（DER，Base64）"
+        default="",
+        min_length=1,
+        max_length=2048,
+        # In the document too, so a client (and schemathesis) knows what the parser accepts.
+        pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+        description="签名密钥对持有证明消息的签名（DER，Base64）",
     )
 
     @field_validator("pop_signature")

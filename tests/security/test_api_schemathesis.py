@@ -57,7 +57,7 @@ PARSER_REFUSALS = frozenset({"invalid_request", "json_invalid", "json_required"}
 # Where the served document allows what the parser refuses. Each entry is a known bug with a
 # strict xfail below that turns red (XPASS) once the document or the parser is fixed; then
 # delete the entry and the marker.
-KNOWN_SCHEMA_GAPS = {("POST /api/agent/v1/certificates", "pop_signature", "Value error, pop_signature must be base64")}
+KNOWN_SCHEMA_GAPS: set[tuple[str, str, str]] = set()
 
 
 def schema_valid_body_is_parsed(ctx: Any, response: Any, case: Any) -> bool | None:
@@ -160,17 +160,6 @@ def test_unlock_walk_matches_the_document(customer: User, unlock_order: Order, u
     assert _call("unlock/finish", "POST", token=token, body={"ok": True}, status=200)["order_status"] == "completed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (schema gap): POST /api/agent/v1/certificates documents pop_signature as any string of "
-        "1–2048 characters, but the server refuses a non-base64 one with 400 invalid_request "
-        "('pop_signature must be base64'). Found by schemathesis (positive data rejected). Fix in "
-        "certdesk/api/schemas.py: give pop_signature a base64 `pattern` in the document (or accept "
-        "and refuse later as pop_invalid); then this test passes and strict xfail reports XPASS: "
-        "remove the marker and the KNOWN_SCHEMA_GAPS entry."
-    ),
-)
 def test_pop_signature_document_and_parser_agree(file_ca: Any, write_session: dict[str, str]) -> None:
     from jsonschema import Draft202012Validator
 
