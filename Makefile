@@ -24,6 +24,8 @@ help:
 	@echo "make test  - set up and run the whole suite (ruff, mypy, pytest)"
 	@echo "make lint  - ruff and mypy only"
 	@echo "make e2e   - the browser tests only (Playwright + Debian Chromium); make test runs them too"
+	@echo "make bench - every benchmark in bench/, tables printed and written to docs/benchmarks.md"
+	@echo "make run-prod-like - gunicorn + worker + scheduler on PostgreSQL with production settings"
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
