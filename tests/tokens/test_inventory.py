@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from typing import Any
 
 import pytest
 from django.db import connection, connections
@@ -214,11 +215,11 @@ def test_certificates_on_a_key(issued_key: UsbKey) -> None:
     assert usb_key_get(sn=" 551234567890 ") == issued_key
 
 
-def test_the_admin_never_shows_the_pins(issued_key: UsbKey, admin_client: object) -> None:
-    from django.test import Client
+def test_the_admin_never_shows_the_pins(issued_key: UsbKey, admin_user: object, staff_client_for: Any) -> None:
     from django.urls import reverse
 
-    assert isinstance(admin_client, Client)
+    # The admin asks for the TOTP step too: sign in as a verified superuser.
+    admin_client = staff_client_for(admin_user)
     for url in (
         reverse("admin:tokens_usbkey_changelist"),
         reverse("admin:tokens_usbkey_change", args=[issued_key.pk]),
