@@ -48,7 +48,7 @@ class BridgeHandler(BaseHTTPRequestHandler):
     allowed_paths: ClassVar[tuple[str, ...]] = ("/keys",)
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass  # the console belongs to the person; nothing here is worth a line
+        """Silent on purpose: the console belongs to the person running the agent."""
 
     # ---- checks --------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ hosts still enqueue each run once.
 from __future__ import annotations
 
 import datetime
+from contextlib import suppress
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -46,11 +47,9 @@ def periodic_enqueue_due(*, now: datetime.datetime | None = None) -> list[str]:
     now = now or timezone.now()
     enqueued = []
     for entry in periodic_tasks():
-        try:
-            with transaction.atomic():
-                PeriodicRun.objects.get_or_create(name=entry.name, defaults={"next_run_at": now})
-        except IntegrityError:
-            pass  # another scheduler created it first
+        # Another scheduler may create the row first; its row is as good as ours.
+        with suppress(IntegrityError), transaction.atomic():
+            PeriodicRun.objects.get_or_create(name=entry.name, defaults={"next_run_at": now})
         row = PeriodicRun.objects.get(name=entry.name)
         if row.next_run_at > now:
             continue
