@@ -3,6 +3,9 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+# The phone upload page may use the camera; nothing else needs device access.
+PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(), payment=()"
+
 
 class SecurityHeadersMiddleware:
     """Headers Django does not set itself: CSP and a restrictive Permissions-Policy."""
@@ -13,6 +16,5 @@ class SecurityHeadersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
-        # The phone upload page may use the camera; nothing else needs device access.
-        response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=(), payment=()")
+        response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         return response
