@@ -556,12 +556,15 @@ def main() -> None:
                 ],
             )
             for cell in cells:
-                runs = [1, CORES] if (cell.algorithm, cell.backend) == ("ec-p256", "file") else [CORES]
+                # One process per core, and two: a process waiting for a commit leaves its core to the other
+                # (in production the same overlap comes from gunicorn's threads and workers).
+                runs = [1, CORES, 2 * CORES] if (cell.algorithm, cell.backend) == ("ec-p256", "file") else [CORES]
                 for n in sorted(set(runs)):
                     rate, cpu, rss = _rate("pipeline", cell, n=n, seconds=seconds)
-                    ceiling = limits.get((cell.algorithm, cell.backend, n))
-                    if n == CORES:
-                        pipeline_rates[(cell.db_label, cell.algorithm, cell.backend)] = rate
+                    ceiling = limits.get((cell.algorithm, cell.backend, min(n, CORES)))
+                    if n >= CORES:
+                        key = (cell.db_label, cell.algorithm, cell.backend)
+                        pipeline_rates[key] = max(rate, pipeline_rates.get(key, 0.0))
                     table.add(
                         cell.db_label,
                         f"{ALGORITHMS[cell.algorithm]}, {BACKENDS[cell.backend]}",
@@ -573,7 +576,8 @@ def main() -> None:
                     )
                 progress(f"pipeline measured: {cell.label}")
             table.notes = [
-                "Each process commits every step on its own (record → lint → sign → store), as in production."
+                "Each process commits every step on its own (record → lint → sign → store), as in production;"
+                " the targets take the better of one and two processes per core."
                 " Peak RSS is per issuing process (in production: a gunicorn worker serving the station or agent API)."
             ]
             report.tables.append(table)
@@ -589,6 +593,20 @@ def main() -> None:
                     )
                     + f" (best cell {best:,.0f}/s)",
                     best >= 200,
+                )
+            )
+            ceiling = limits.get(("ec-p256", "file", CORES))
+            shares = {
+                db: rate / ceiling
+                for (db, a, b), rate in pipeline_rates.items()
+                if (a, b) == ("ec-p256", "file") and ceiling
+            }
+            report.targets.append(
+                Target(
+                    "issuance pipeline vs its limit",
+                    "≥ 50 % of lint + sign",
+                    "; ".join(f"{db} P-256 key file: {share * 100:.0f} %" for db, share in shares.items()) or "—",
+                    min(shares.values()) >= 0.5 if shares else None,
                 )
             )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import threading
+import time
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -27,6 +29,31 @@ def ca_get(*, role: str) -> CertificateAuthority:
     if ca is None or not ca.certificate_der:
         raise CaNotInitialised(f"还没有可用的{Role(role).label}：请先运行 `manage.py pki_init`。")
     return ca
+
+
+# How long one process goes on issuing under the issuing CA it looked up last. The answer changes only
+# when an operator brings in a new issuing CA (`pki_init` after a rollover); the old one stays valid.
+ISSUER_CACHE_SECONDS = 5.0
+_recent: dict[str, tuple[float, CertificateAuthority]] = {}
+_recent_lock = threading.Lock()
+
+
+def ca_get_recent(*, role: str) -> CertificateAuthority:
+    """`ca_get`, remembered for ISSUER_CACHE_SECONDS: issuance asks once per certificate."""
+    now = time.monotonic()
+    with _recent_lock:
+        hit = _recent.get(role)
+    if hit is not None and now - hit[0] < ISSUER_CACHE_SECONDS:
+        return hit[1]
+    ca = ca_get(role=role)
+    with _recent_lock:
+        _recent[role] = (now, ca)
+    return ca
+
+
+def ca_recent_clear() -> None:
+    with _recent_lock:
+        _recent.clear()
 
 
 def ca_certificate_der(*, role: str) -> bytes:

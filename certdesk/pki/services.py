@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from certdesk.pki import conf, lint, responder
+from certdesk.pki import conf, crl, lint, responder
 from certdesk.pki.errors import (
     CaAlreadyExists,
     CaNotInitialised,
@@ -40,6 +40,7 @@ from certdesk.pki.errors import (
     KeyExists,
     KeyRejected,
     LintFailed,
+    PkiError,
     RequestInvalid,
     RevocationRefused,
 )
@@ -58,7 +59,7 @@ from certdesk.pki.profiles import (
     organisation_subject,
     profile_get,
 )
-from certdesk.pki.selectors import ca_get, certificate_status_info
+from certdesk.pki.selectors import ca_get, ca_get_recent, ca_recent_clear, certificate_status_info
 from certdesk.pki.serials import serial_hex, serial_normalise
 from certdesk.pki.signers import Signer, chain_pem, key_sha1, signer_for, signers_clear, spki_der
 from certdesk.pki.types import (
@@ -231,6 +232,7 @@ def ca_hierarchy_init(*, algorithm: str | None = None, backend: str | None = Non
     if made:
         created.append(issuing.name)
         responder.issuer_index.clear()
+        ca_recent_clear()
     before = _ocsp_signer_current(issuing, now)
     signer = ocsp_signer_rotate()
     if before is None or signer.pk != before.pk:
@@ -438,7 +440,7 @@ def certificate_issue(*, request: IssuanceRequest) -> IssuedCertificateResult:
         raise RequestInvalid(
             f"有效期应为 1 到 {profile.max_validity_years()} 年，而不是 {years}。", code="validity_invalid"
         )
-    issuing = ca_get(role=Role.ISSUING)
+    issuing = ca_get_recent(role=Role.ISSUING)
     issuer_signer = signer_for(issuing)
     now = _now()
     base = now
@@ -624,56 +626,35 @@ def _crl_generate(ca: CertificateAuthority) -> CrlInfo:
     this_update = _now()
     next_update = this_update + (conf.root_crl_validity() if ca.role == Role.ROOT else conf.crl_validity())
     ski = signer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-
-    def crl_builder(entries: list[x509.RevokedCertificate]) -> x509.CertificateRevocationListBuilder:
-        # All entries at once: add_revoked_certificate() copies the list so far, O(n²) for n entries.
-        return (
-            x509.CertificateRevocationListBuilder(revoked_certificates=entries)
-            .issuer_name(signer.certificate.subject)
-            .last_update(this_update)
-            .next_update(next_update)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
-            .add_extension(x509.CRLNumber(number), False)
-        )
-
-    # Entries stay until the certificate expires (RFC 5280 lets a CA drop them after that).
-    revoked = (
+    hash_algorithm = signature_hash(signer.key)
+    header = crl.CrlHeader(
+        issuer=signer.certificate.subject.public_bytes(),
+        this_update=this_update,
+        next_update=next_update,
+        authority_key_identifier=ski.digest,
+        number=number,
+        signature_algorithm=crl.signature_algorithm(signer.key, hash_algorithm),
+    )
+    # Entries stay until the certificate expires (RFC 5280 lets a CA drop them after that). Newest
+    # first, streamed: each row is DER-encoded into one buffer as it arrives (see `certdesk.pki.crl`).
+    revoked_rows = (
         IssuedCertificate.objects.filter(issuer=ca, revoked_at__isnull=False, not_after__gte=this_update)
         .order_by("-revoked_at")
         .values_list("serial", "revoked_at", "revocation_reason", "invalidity_date")
     )
-    all_entries: list[x509.RevokedCertificate] = []
-    sample_entries: list[x509.RevokedCertificate] = []
-    shapes: set[tuple[int, bool]] = set()
-    sample_size = 0
-    entries = 0
-    for serial, revoked_at, reason, invalidity_date in revoked.iterator(chunk_size=2000):
-        if revoked_at is None:  # excluded by the query; keeps the type checker honest
-            continue
-        entry_builder = x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(revoked_at)
-        code = RevocationReason(reason) if reason is not None else RevocationReason.UNSPECIFIED
-        if code is not RevocationReason.UNSPECIFIED:  # RFC 5280: leave reasonCode out for unspecified
-            entry_builder = entry_builder.add_extension(x509.CRLReason(code.flag), False)
-        if invalidity_date is not None:
-            entry_builder = entry_builder.add_extension(x509.InvalidityDate(invalidity_date), False)
-        entry = entry_builder.build()
-        all_entries.append(entry)
-        entries += 1
-        shape = (int(code), invalidity_date is not None)
-        if sample_size < conf.crl_lint_max_entries() or shape not in shapes:
-            sample_entries.append(entry)
-            sample_size += 1
-            shapes.add(shape)
-    builder = crl_builder(all_entries)
-    sample = crl_builder(sample_entries)
-    crl = builder.sign(signer.key, signature_hash(signer.key))
-    der = crl.public_bytes(serialization.Encoding.DER)
+    revoked = crl.revoked_list(crl.rows_streamed(revoked_rows), sample_limit=conf.crl_lint_max_entries())
+    entries = revoked.count
+    sample = bytearray(b"".join(revoked.sample)) if entries > len(revoked.sample) else None
+    revoked.sample.clear()
+    der = crl.crl_sign(header=header, entries=revoked.der, key=signer.key, hash_algorithm=hash_algorithm)
+    if not crl.crl_verifies(der, issuer_key=signer.certificate.public_key(), entries=entries):  # type: ignore[arg-type]
+        raise PkiError(f"CRL #{number} 编码或签名自检失败，未发布。", code="crl_self_check_failed")
     lint_der = der
-    if entries > sample_size:
+    if sample is not None:
         # pkilint needs ~0.3 ms an entry: past PKI_CRL_LINT_MAX_ENTRIES lint the same header with the
-        # newest entries and one of every entry shape (reason × invalidityDate), all made by the code above.
-        lint_der = sample.sign(lint.lint_signing_key(signer.key), signature_hash(signer.key)).public_bytes(
-            serialization.Encoding.DER
+        # newest entries and one of every entry shape (reason × invalidityDate), made by the same encoder.
+        lint_der = crl.crl_sign(
+            header=header, entries=sample, key=lint.lint_signing_key(signer.key), hash_algorithm=hash_algorithm
         )
     refusing = lint.blocking(lint.lint_crl(lint_der))
     if refusing:
@@ -681,9 +662,10 @@ def _crl_generate(ca: CertificateAuthority) -> CrlInfo:
             f"CRL #{number} 未通过 pkilint 检查，未发布：" + "；".join(map(str, refusing)),
             findings=[str(f) for f in refusing],
         )
-    Crl.objects.create(
-        issuer=ca, number=number, der=der, this_update=this_update, next_update=next_update, entries=entries
+    row = Crl.objects.create(
+        issuer=ca, number=number, der=b"", this_update=this_update, next_update=next_update, entries=entries
     )
+    crl.binary_field_write(row, "der", der)
     CertificateAuthority.objects.filter(pk=ca.pk).update(crl_number=number, next_crl_update=next_update)
     return CrlInfo(
         issuer=ca.name, number=number, this_update=this_update, next_update=next_update, entries=entries, der=der
@@ -777,6 +759,7 @@ def pki_maintain() -> dict[str, int]:
 def pki_caches_clear() -> None:
     """Forget per-process caches of CA keys and issuers (after re-initialising a CA in tests)."""
     signers_clear()
+    ca_recent_clear()
     responder.issuer_index.clear()
     responder.memory_cache.clear()
     responder.signer_cache_clear()

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_started
+from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from pkitestlib import issue, load_pem
 
@@ -61,11 +61,13 @@ def _call(app: Any, method: str, path: str, body: bytes = b"", **extra: str) -> 
 def apps() -> Iterator[tuple[Any, Any]]:
     # As Django's test client does: the test's transaction must survive the request signals.
     request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     try:
         django_app = WSGIHandler()
         yield django_app, ocsp_fast_path(django_app)
     finally:
         request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def _request_der(certificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
