@@ -1,0 +1,150 @@
+"""The candidate index on pkilint's validators changes nothing but speed: same findings, same order."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pkilint import loader
+from pkitestlib import issue, load_pem, utcnow
+
+from certdesk.pki import lint
+from certdesk.pki.models import Crl
+from certdesk.pki.services import HierarchyInitResult, certificate_revoke, ocsp_respond
+from certdesk.pki.types import RevocationReason
+
+Builder = x509.CertificateBuilder
+CA_KEY = ec.generate_private_key(ec.SECP256R1())
+CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lint Test CA")])
+
+
+def _base(subject: x509.Name | None = None, public_key: Any = None, *, years: int = 1) -> Builder:
+    now = utcnow().replace(microsecond=0)
+    start, end = now, now + datetime.timedelta(days=365 * years)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject if subject is not None else x509.Name([]))
+        .issuer_name(CA_NAME)
+        .public_key(public_key or ec.generate_private_key(ec.SECP256R1()).public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+    )
+
+
+def _der(builder: Builder) -> bytes:
+    return builder.sign(CA_KEY, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+# Certificates with something wrong in every part pkilint looks at.
+BROKEN: dict[str, Callable[[], bytes]] = {
+    "no extensions, empty subject": lambda: _der(_base()),
+    "CA without key usage or SKI": lambda: _der(
+        _base(CA_NAME).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=False)
+    ),
+    "bad URIs and DNS names": lambda: _der(
+        _base()
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("-bad-.example..com"), x509.UniformResourceIdentifier("nope")]),
+            critical=False,
+        )
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier("ht tp://x")], None, None, None)]
+            ),
+            critical=False,
+        )
+    ),
+    "40 years, any EKU, RSA-1024": lambda: _der(
+        _base(
+            x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "某公司")]),
+            rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key(),  # noqa: S505 - on purpose
+            years=40,  # notAfter past 2049: GeneralizedTime
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, False, False, False), critical=False)
+    ),
+    "policies with a user notice, AKI without key id": lambda: _der(
+        _base(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x" * 64)]))
+        .add_extension(
+            x509.CertificatePolicies(
+                [x509.PolicyInformation(x509.ObjectIdentifier("1.2.3.4"), [x509.UserNotice(None, "n" * 300)])]
+            ),
+            critical=True,
+        )
+        .add_extension(x509.AuthorityKeyIdentifier(None, [x509.DirectoryName(CA_NAME)], 1), critical=False)
+    ),
+}
+
+
+def _both(
+    run: Callable[[Any, Any, bytes, str], list[lint.LintFinding]],
+    new: Callable[..., Any],
+    doc_loader: Any,
+    der: bytes,
+    label: str,
+) -> tuple[list[str], list[str]]:
+    plain = [str(f) for f in run(doc_loader, new(indexed=False), der, label)]
+    indexed = [str(f) for f in run(doc_loader, new(indexed=True), der, label)]
+    return plain, indexed
+
+
+def _certificate_findings(der: bytes) -> tuple[list[str], list[str]]:
+    return _both(
+        lint._run, lint._certificate_validator_new, loader.RFC5280CertificateDocumentLoader(), der, "certificate"
+    )
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_certificates_get_the_same_findings(case: str) -> None:
+    plain, indexed = _certificate_findings(BROKEN[case]())
+    assert [f for f in plain if f.startswith(("ERROR", "WARNING", "FATAL"))], "the case must trip pkilint"
+    assert indexed == plain
+
+
+def test_our_certificates_crls_and_ocsp_responses_get_the_same_findings(ca: HierarchyInitResult) -> None:
+    issued = [issue(), issue(profile="org-enc")]
+    certificates = [r.certificate_der for r in issued] + [
+        bytes(c.certificate_der or b"") for c in (ca.root, ca.issuing, ca.ocsp_signer)
+    ]
+    for der in certificates:
+        plain, indexed = _certificate_findings(der)
+        assert indexed == plain
+
+    revoked = load_pem(issued[0].certificate_pem)
+    certificate_revoke(
+        serial=f"{revoked.serial_number:X}",
+        reason=RevocationReason.KEY_COMPROMISE,
+        invalidity_date=utcnow() - datetime.timedelta(days=1),
+    )
+    crl_der = bytes(Crl.objects.filter(issuer=ca.issuing).order_by("-number").first().der)  # type: ignore[union-attr]
+    plain, indexed = _both(
+        lint._run, lint._crl_validator_new, loader.RFC5280CertificateListDocumentLoader(), crl_der, "crl"
+    )
+    assert indexed == plain
+
+    issuing = x509.load_der_x509_certificate(bytes(ca.issuing.certificate_der or b""))
+    request = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(revoked, issuing, hashes.SHA256())
+        .add_extension(x509.OCSPNonce(b"0123456789abcdef"), critical=False)
+        .build()
+    )
+    response = ocsp_respond(request_der=request.public_bytes(serialization.Encoding.DER))
+    plain, indexed = _both(
+        lint._run, lint._ocsp_validator_new, loader.RFC6960OCSPResponseDocumentLoader(), response, "ocsp"
+    )
+    assert indexed == plain
+
+
+def test_the_served_validators_are_indexed() -> None:
+    # The lint functions use the indexed containers (what the equivalence tests above vouch for).
+    for validator in (lint._certificate_validator(), lint._crl_validator(), lint._ocsp_validator()):
+        assert "_validate_rec" in vars(validator)
