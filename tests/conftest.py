@@ -70,6 +70,37 @@ def draft_order(customer: User, certificate_type: CertificateType) -> Order:
 
 
 @pytest.fixture
+def make_orders(certificate_type: CertificateType) -> Callable[..., list[Order]]:
+    """`make_orders(owner, count, status=..., prefix=...)`: orders in bulk (for lists and query counts),
+    the first the newest, each a minute older than the one before; numbers `<prefix>0001`, `<prefix>0002`, …"""
+    import datetime
+
+    from django.utils import timezone
+
+    def make(owner: User, count: int, *, status: str = "draft", prefix: str = "LT") -> list[Order]:
+        now = timezone.now()
+        orders = Order.objects.bulk_create(
+            Order(
+                number=f"{prefix}{i:04d}",
+                owner=owner,
+                business_type=BusinessType.NEW,
+                status=status,
+                certificate_type=certificate_type,
+                org_name=f"测试单位{i}",
+                submitted_at=None if status == "draft" else now,
+                review_due_at=None if status == "draft" else now + datetime.timedelta(hours=i),
+            )
+            for i in range(1, count + 1)
+        )
+        for i, order in enumerate(orders, start=1):  # created_at is auto_now_add: set it afterwards
+            order.created_at = now - datetime.timedelta(minutes=i)
+        Order.objects.bulk_update(orders, ["created_at"])
+        return orders
+
+    return make
+
+
+@pytest.fixture
 def upload_all(image_bytes: Callable[..., bytes]) -> Callable[[Client, Order], None]:
     def upload(client: Client, order: Order) -> None:
         for requirement in required_materials_list(

@@ -1,4 +1,4 @@
-"""The staff entry point: its own login page, and a decorator for staff views.
+"""The staff entry point: its own login page, a decorator for staff views and their order lookup.
 
 Customers (and staff without the permission) get 404 from staff pages, so the
 pages' existence is not revealed; anonymous visitors are sent to the staff login.
@@ -16,6 +16,9 @@ from django.http.response import HttpResponseBase
 from django.urls import reverse
 
 from certdesk.accounts.otp import staff_otp_required
+from certdesk.accounts.roles import staff_permissions_preload
+from certdesk.orders.models import Order
+from certdesk.review.selectors import order_for_staff
 
 View = Callable[..., HttpResponseBase]
 
@@ -27,7 +30,10 @@ def staff_required(permission: str | None = None) -> Callable[[View], View]:
             user = request.user
             if not user.is_authenticated:
                 return redirect_to_login(request.get_full_path(), reverse("staff_login"))
-            if not user.is_staff or (permission is not None and not user.has_perm(permission)):
+            if not user.is_staff:
+                raise Http404
+            staff_permissions_preload(user)  # one query for this check and the menu's
+            if permission is not None and not user.has_perm(permission):
                 raise Http404
             # OTPMiddleware adds is_verified() to the request's user.
             if staff_otp_required(user) and not user.is_verified():  # type: ignore[attr-defined]
@@ -37,3 +43,11 @@ def staff_required(permission: str | None = None) -> Callable[[View], View]:
         return wrapper
 
     return decorate
+
+
+def staff_order_or_404(number: str) -> Order:
+    """The order a staff view acts on (any owner: the view's `staff_required` checked the role), or 404."""
+    order = order_for_staff(number=number)
+    if order is None:
+        raise Http404
+    return order

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from certdesk.accounts.models import User
-from certdesk.accounts.staff import staff_required
+from certdesk.accounts.staff import staff_order_or_404, staff_required
 from certdesk.core.errors import DomainError
 from certdesk.fulfilment.keywork import agent_pairing_create, key_operation_for
 from certdesk.fulfilment.models import KeyOperation
@@ -23,16 +23,8 @@ from certdesk.fulfilment.services import (
 )
 from certdesk.orders.models import Order, OrderStatus
 from certdesk.orders.selectors import order_for_owner
-from certdesk.review.selectors import order_for_staff
 
 ISSUE = "orders.issue_order"
-
-
-def _staff_order(number: str) -> Order:
-    order = order_for_staff(number=number)
-    if order is None:
-        raise Http404
-    return order
 
 
 @staff_required(ISSUE)
@@ -52,7 +44,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 @staff_required(ISSUE)
 @require_POST
 def ship(request: HttpRequest, number: str) -> HttpResponse:
-    order = _staff_order(number)
+    order = staff_order_or_404(number)
     assert isinstance(request.user, User)
     try:
         shipment = shipment_create(
@@ -70,7 +62,7 @@ def ship(request: HttpRequest, number: str) -> HttpResponse:
 @staff_required(ISSUE)
 @require_POST
 def ready_for_pickup(request: HttpRequest, number: str) -> HttpResponse:
-    order = _staff_order(number)
+    order = staff_order_or_404(number)
     assert isinstance(request.user, User)
     try:
         pickup_ready(order=order, issuer=request.user)
@@ -83,7 +75,7 @@ def ready_for_pickup(request: HttpRequest, number: str) -> HttpResponse:
 @staff_required(ISSUE)
 @require_POST
 def hand_over(request: HttpRequest, number: str) -> HttpResponse:
-    order = _staff_order(number)
+    order = staff_order_or_404(number)
     assert isinstance(request.user, User)
     try:
         pickup_hand_over(order=order, staff=request.user, code=request.POST.get("code", "")[:12])
@@ -128,7 +120,7 @@ def _pairing_response(request: HttpRequest, order: Order, template: str) -> Http
 @staff_required(ISSUE)
 def station(request: HttpRequest, number: str) -> HttpResponse:
     """制证站: a one-time code for the agent on the station PC that writes a blank key."""
-    return _pairing_response(request, _staff_order(number), "fulfilment/station.html")
+    return _pairing_response(request, staff_order_or_404(number), "fulfilment/station.html")
 
 
 @login_required
@@ -155,7 +147,7 @@ def support_queue(request: HttpRequest) -> HttpResponse:
 @staff_required(SUPPORT)
 @require_POST
 def support_done(request: HttpRequest, number: str) -> HttpResponse:
-    order = _staff_order(number)
+    order = staff_order_or_404(number)
     assert isinstance(request.user, User)
     try:
         remote_assistance_complete(order=order, staff=request.user, note=request.POST.get("note", ""))

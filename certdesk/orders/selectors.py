@@ -63,29 +63,26 @@ def required_info_fields(*, business_type: str, invoice_type: str, delivery_meth
 
 
 def order_for_owner(*, number: str, user: User) -> Order | None:
-    """The order if `user` owns it; None otherwise (views answer 404 either way)."""
-    return (
-        Order.objects.select_related("certificate_type__sub_project__category__industry__region")
-        .filter(number=number, owner=user)
-        .first()
-    )
+    """The order if `user` owns it; None otherwise (views answer 404 either way).
+
+    With its certificate type, which the customer's pages show; the catalogue above it
+    (sub-project … region) only the application form prints, and loads when it is read."""
+    return Order.objects.select_related("certificate_type").filter(number=number, owner=user).first()
 
 
-# Sealed columns a list never shows: deferring them saves decrypting two values a row.
-_SEALED = ("legal_rep_id_number", "agent_id_number")
+# The columns a list of the customer's orders shows (订单查询, and the orders 改派 offers);
+# the others, the sealed ID numbers among them, are neither read nor decrypted for a list.
+_LIST_FIELDS = ("number", "business_type", "status", "org_name", "created_at", "delivery_method", "shipping_address")
 
 
 def order_list_for_owner(*, user: User) -> QuerySet[Order]:
-    return (
-        Order.objects.filter(owner=user)
-        .select_related("certificate_type")
-        .defer(*_SEALED)
-        .order_by("-created_at", "-id")
-    )
+    """The customer's orders, newest first."""
+    return Order.objects.filter(owner=user).only(*_LIST_FIELDS).order_by("-created_at", "-id")
 
 
 def order_events(*, order: Order) -> QuerySet[OrderEvent]:
-    return order.events.select_related("actor").order_by("created_at", "id")
+    """The order's history, oldest first (staff pages, which show who did each step, join the actor)."""
+    return order.events.order_by("created_at", "id")
 
 
 def order_missing_items(*, order: Order) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -167,10 +168,16 @@ def order_submit_view(request: HttpRequest, number: str) -> HttpResponse:
     )
 
 
+# Orders per page of 订单查询, newest first.
+ORDERS_PER_PAGE = 20
+
+
 @login_required
 def order_list(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)
-    return render(request, "orders/list.html", {"orders": order_list_for_owner(user=request.user)})
+    # get_page: a page number that is not one shows page 1, one past the end the last page.
+    page = Paginator(order_list_for_owner(user=request.user), ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "orders/list.html", {"page": page})
 
 
 @login_required

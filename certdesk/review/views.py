@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from certdesk.accounts.models import User
-from certdesk.accounts.staff import staff_required
+from certdesk.accounts.staff import staff_order_or_404, staff_required
 from certdesk.audit.services import audit_log
 from certdesk.core.choices import BusinessType
 from certdesk.core.errors import DomainError
@@ -26,7 +26,6 @@ from certdesk.orders.services import OrderInfo
 from certdesk.review.reasons import REJECT_REASONS
 from certdesk.review.selectors import (
     order_counts_by_status,
-    order_for_staff,
     order_validator_results,
     overdue_count,
     review_queue,
@@ -41,13 +40,6 @@ from certdesk.review.services import (
 )
 
 REVIEW = "orders.review_order"
-
-
-def _order(number: str) -> Order:
-    order = order_for_staff(number=number)
-    if order is None:
-        raise Http404
-    return order
 
 
 def _reviewer(request: HttpRequest) -> User:
@@ -108,7 +100,7 @@ def _pii_revealed(request: HttpRequest, order: Order, *, fields: list[str], via:
 @require_http_methods(["GET", "POST"])
 def review_page(request: HttpRequest, number: str) -> HttpResponse:
     """The review page; POST `reveal=<field>` (显示完整号码) shows that ID number in full, audited."""
-    order = _order(number)
+    order = staff_order_or_404(number)
     revealed = ""
     if request.method == "POST":
         revealed = request.POST.get("reveal", "")
@@ -137,7 +129,7 @@ def review_page(request: HttpRequest, number: str) -> HttpResponse:
         {
             "order": order,
             "slots": slots,
-            "events": order_events(order=order),
+            "events": order_events(order=order).select_related("actor"),
             "checks": order_validator_results(order=order),
             "targets": [("", "整个订单"), *material_targets, *field_targets],
             "reasons": REJECT_REASONS.items(),
@@ -153,7 +145,7 @@ def review_page(request: HttpRequest, number: str) -> HttpResponse:
 
 
 def _decide(request: HttpRequest, number: str, action: str) -> HttpResponse:
-    order = _order(number)
+    order = staff_order_or_404(number)
     reviewer = _reviewer(request)
     try:
         if action == "claim":
@@ -233,7 +225,7 @@ def material_file(request: HttpRequest, number: str, kind_code: str) -> FileResp
 
 @staff_required("orders.view_order")
 def form_pdf(request: HttpRequest, number: str) -> HttpResponse:
-    order = _order(number)
+    order = staff_order_or_404(number)
     # The customer's own form carries the full ID numbers: opening it is a reveal too.
     _pii_revealed(request, order, fields=list(PII_FIELDS), via="application_form_pdf")
     response = HttpResponse(
