@@ -36,26 +36,28 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
 # Where the time goes: found by profiling (pyinstrument, cProfile) while building these benchmarks
 # (issue #10, November 2026). Not measured by this run: re-profile after the code changes.
 FINDINGS = """\
-## Where the time goes (profiled for issue #10)
+## Where the time goes (profiled for issue #10; changes made in the second session)
 
-- **Issuance**: pkilint is about half of `certificate_issue()`'s CPU (~3.8 ms of ~8 ms a certificate on
-  one core); the rest is the three committed steps (reserve, linted, store + pre-signed OCSP) and one
-  `ca_get(role="issuing")` query per certificate. On SQLite writers queue on the database lock, so two
-  processes issue hardly more than one; on PostgreSQL each certificate waits for three commits.
-- **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; the Django request
-  path around it (URL resolution, 14 middlewares) ~290 µs of CPU in-process and ~850 µs per answer
-  under gunicorn. The lean entry measured in the OCSP table (POST /pki/ocsp/ straight to the service)
-  cuts the server's CPU per answer by about 2.5×.
-- **CRL**: `crl_generate()` calls `CertificateRevocationListBuilder.add_revoked_certificate()` once per
-  entry, and cryptography copies the whole list on each call: O(n²). Building the list first and
-  passing it to the builder's constructor is the "one builder" baseline; 1M entries within 15 s and
-  300 MB needs the entries encoded as DER in one buffer (the "streamed DER" column).
+- **Issuance**: pkilint is most of `certificate_issue()`'s CPU (~3.5 ms of ~7 ms a certificate). Made
+  cheaper: a candidate index on pkilint's validator containers (same validators on the same nodes,
+  26 % fewer instructions per lint, callgrind), the issuing CA looked up once per process and 5 s
+  instead of per certificate, the pipeline's two conditional UPDATEs as raw SQL. What remains besides
+  lint: the record INSERT, the pre-signed OCSP response (sign + INSERT) and three commits. On SQLite
+  writers queue on the database lock; on PostgreSQL each certificate waits for three commits, so
+  two processes per core issue more than one.
+- **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; Django's request
+  cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. `config/wsgi.py` now
+  answers OCSP on a fast path (~50 µs in-process); under gunicorn most of what is left is gunicorn's
+  own HTTP handling.
+- **CRL**: cryptography's builder needs one Python object per entry (and `add_revoked_certificate()`
+  copies the list on each call). `certdesk/pki/crl.py` encodes the entries as DER while the rows stream
+  in (a binary server-side cursor on PostgreSQL) and signs the digest once.
 - **Portal pages**: `get_status_display()` / `get_business_type_display()` hash every lazy choice label
-  (Django's `make_hashable(field.flatchoices)`), so each call translates every label: ~25% of the
-  order list's CPU. The sealed ID numbers are decrypted for every row of the order list and review
-  queue though neither shows them (deferring them saves 15–20%). The review queue also joins owner
-  and certificate type it does not display, and staff pages run two permission queries per request.
-- **Uploads**: re-encoding a PNG at zlib's default level dominates PNG validation (~30× the decode).
+  (Django's `make_hashable(field.flatchoices)`), so each call translated every label; list pages now
+  use a cached label filter. The sealed ID numbers were decrypted for every row of lists that do not
+  show them; the customer order list is paginated; staff permission checks are cached per request.
+- **Uploads**: re-encoding a PNG at zlib's default level dominated PNG validation (~30× the decode);
+  level 3 now.
 """
 
 
