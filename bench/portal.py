@@ -494,7 +494,7 @@ def main() -> None:
             )
         queries.notes = [
             f"Each customer has {ORDERS_PER_BENCH_CUSTOMER} orders (the list shows all of them); the review queue"
-            f" shows 50 of {q_small['submitted']:,} and then {q_big['submitted']:,} orders waiting for review.",
+            f" shows 20 of {q_small['submitted']:,} and then {q_big['submitted']:,} orders waiting for review.",
             f"Seeding (COPY): {seed_small['seconds']:.1f} s for the first {small:,} orders,"
             f" {seed_big['seconds']:.1f} s for the next {args.orders - small:,} (with their events and uploads).",
         ]

@@ -54,12 +54,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "review/dashboard.html", {"rows": rows, "overdue": overdue_count()})
 
 
+# A reviewer works the queue from the top (most urgent first); 20 rows fit one screen.
+QUEUE_PAGE_SIZE = 20
+
+
 @staff_required(REVIEW)
 def queue(request: HttpRequest) -> HttpResponse:
     business_type = request.GET.get("type", "")
     if business_type not in BusinessType.values:
         business_type = ""
-    page = Paginator(review_queue(business_type=business_type), 50).get_page(request.GET.get("page"))
+    page = Paginator(review_queue(business_type=business_type), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "review/queue.html",
