@@ -39,9 +39,32 @@ def _security_headers() -> dict[str, str]:
     return headers
 
 
+def _hsts_header() -> tuple[str, str] | None:
+    """SecurityMiddleware's Strict-Transport-Security, added to answers given over HTTPS."""
+    if not settings.SECURE_HSTS_SECONDS:
+        return None
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        value += "; preload"
+    return ("Strict-Transport-Security", value)
+
+
+def _is_secure(environ: dict[str, Any]) -> bool:
+    """Django's `HttpRequest.is_secure()` on a WSGI environ (SECURE_PROXY_SSL_HEADER behind the proxy)."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        forwarded = environ.get(header)
+        if forwarded is not None:
+            return str(forwarded).split(",", 1)[0].strip() == secure_value
+    return environ.get("wsgi.url_scheme") == "https"
+
+
 def ocsp_fast_path(django_app: WsgiApp) -> WsgiApp:
     """Wrap the project's WSGI application (config/wsgi.py does)."""
     security_headers = list(_security_headers().items())
+    hsts = _hsts_header()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -64,6 +87,8 @@ def ocsp_fast_path(django_app: WsgiApp) -> WsgiApp:
         finally:
             signals.request_finished.send(sender=None)
         response_headers = [*headers.items(), ("Content-Length", str(len(der))), *security_headers]
+        if hsts is not None and _is_secure(environ):
+            response_headers.append(hsts)
         start_response("200 OK", response_headers)
         return [der]
 

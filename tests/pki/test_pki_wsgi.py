@@ -58,16 +58,19 @@ def _call(app: Any, method: str, path: str, body: bytes = b"", **extra: str) -> 
 
 
 @pytest.fixture
-def apps() -> Iterator[tuple[Any, Any]]:
+def transaction_kept() -> Iterator[None]:
     # As Django's test client does: the test's transaction must survive the request signals.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    try:
-        django_app = WSGIHandler()
-        yield django_app, ocsp_fast_path(django_app)
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def apps(transaction_kept: None) -> tuple[Any, Any]:
+    django_app = WSGIHandler()
+    return django_app, ocsp_fast_path(django_app)
 
 
 def _request_der(certificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
@@ -120,6 +123,22 @@ def test_ocsp_requests_do_not_reach_django(ca: HierarchyInitResult, apps: tuple[
     assert reached == []
     assert _call(fast_app, "GET", "/pki/ca/root.crt").status == "200 OK"
     assert reached == ["/pki/ca/root.crt"]
+
+
+@pytest.mark.parametrize("forwarded_proto", ["https", "http"])
+def test_answers_over_https_carry_hsts_as_django_would(
+    ca: HierarchyInitResult, settings: Any, transaction_kept: None, forwarded_proto: str
+) -> None:
+    settings.SECURE_HSTS_SECONDS = 31536000
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    django_app = WSGIHandler()
+    fast_app = ocsp_fast_path(django_app)  # reads the settings when it is built, as config/wsgi.py does
+    issuing = x509.load_der_x509_certificate(bytes(ca.issuing.certificate_der or b""))
+    der = _request_der(load_pem(issue().certificate_pem), issuing)
+    fast = _call(fast_app, "POST", "/pki/ocsp/", der, HTTP_X_FORWARDED_PROTO=forwarded_proto)
+    _assert_same(fast, _call(django_app, "POST", "/pki/ocsp/", der, HTTP_X_FORWARDED_PROTO=forwarded_proto))
+    assert ("strict-transport-security" in fast.headers) == (forwarded_proto == "https")
 
 
 @pytest.mark.parametrize(
