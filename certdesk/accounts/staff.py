@@ -1,4 +1,4 @@
-"""The staff entry point: its own login page, a decorator for staff views and their order lookup.
+"""The staff entry point: its own login page, and a decorator for staff views.
 
 Customers (and staff without the permission) get 404 from staff pages, so the
 pages' existence is not revealed; anonymous visitors are sent to the staff login.
@@ -17,8 +17,6 @@ from django.urls import reverse
 
 from certdesk.accounts.otp import staff_otp_required
 from certdesk.accounts.roles import staff_permissions_preload
-from certdesk.orders.models import Order
-from certdesk.review.selectors import order_for_staff
 
 View = Callable[..., HttpResponseBase]
 
@@ -43,11 +41,3 @@ def staff_required(permission: str | None = None) -> Callable[[View], View]:
         return wrapper
 
     return decorate
-
-
-def staff_order_or_404(number: str) -> Order:
-    """The order a staff view acts on (any owner: the view's `staff_required` checked the role), or 404."""
-    order = order_for_staff(number=number)
-    if order is None:
-        raise Http404
-    return order

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from certdesk.accounts.models import User
-from certdesk.accounts.staff import staff_order_or_404, staff_required
+from certdesk.accounts.staff import staff_required
 from certdesk.core.errors import DomainError
 from certdesk.fulfilment.keywork import agent_pairing_create, key_operation_for
 from certdesk.fulfilment.models import KeyOperation
@@ -23,6 +23,7 @@ from certdesk.fulfilment.services import (
 )
 from certdesk.orders.models import Order, OrderStatus
 from certdesk.orders.selectors import order_for_owner
+from certdesk.review.selectors import staff_order_or_404
 
 ISSUE = "orders.issue_order"
 

@@ -4,6 +4,7 @@ import datetime
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, F, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from certdesk.core.validators import check_mobile, check_resident_id, check_uscc
@@ -42,6 +43,14 @@ def order_for_staff(*, number: str) -> Order | None:
         .filter(number=number)
         .first()
     )
+
+
+def staff_order_or_404(number: str) -> Order:
+    """The order a staff view acts on (any owner: the view's `staff_required` checked the role), or 404."""
+    order = order_for_staff(number=number)
+    if order is None:
+        raise Http404
+    return order
 
 
 _CHECKS = {

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from certdesk.accounts.models import User
-from certdesk.accounts.staff import staff_order_or_404, staff_required
+from certdesk.accounts.staff import staff_required
 from certdesk.audit.services import audit_log
 from certdesk.core.choices import BusinessType
 from certdesk.core.errors import DomainError
@@ -29,6 +29,7 @@ from certdesk.review.selectors import (
     order_validator_results,
     overdue_count,
     review_queue,
+    staff_order_or_404,
 )
 from certdesk.review.services import (
     CLAIM_TTL,
