@@ -23,6 +23,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -115,10 +116,11 @@ def _refuse_callers_transaction() -> None:
         )
 
 
-_UPDATE_SQL: dict[tuple[str, ...], str] = {}
+# (database vendor, field names) → the UPDATE statement and the fields that prepare its values.
+_UPDATES: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[Any, ...]]] = {}
 
 
-def _conditional_update(record: IssuedCertificate, *, expect: str, **fields: object) -> int:
+def _conditional_update(record: IssuedCertificate, *, expect: str, **values: object) -> int:
     """UPDATE the record's fields where it still has status `expect`; the number of rows changed.
 
     Raw SQL, as the responder's hot read: for a one-row UPDATE by primary key the ORM's query building
@@ -126,20 +128,22 @@ def _conditional_update(record: IssuedCertificate, *, expect: str, **fields: obj
     through the model fields' own preparation, names come from the model.
     """
     connection = transaction.get_connection()
-    meta = IssuedCertificate._meta
-    columns = {name: meta.get_field(name) for name in fields}
-    if not all(isinstance(field, Field) for field in columns.values()):
-        raise TypeError(f"not concrete fields of IssuedCertificate: {sorted(fields)}")
-    names = tuple(fields)
-    sql = _UPDATE_SQL.get(names)
-    if sql is None:
+    key = (connection.vendor, tuple(values))
+    statement = _UPDATES.get(key)
+    if statement is None:
+        meta = IssuedCertificate._meta
+        model_fields = tuple(meta.get_field(name) for name in values)
+        if not all(isinstance(field, Field) for field in model_fields):
+            raise TypeError(f"not concrete fields of IssuedCertificate: {sorted(values)}")
         quote = connection.ops.quote_name
-        assignments = ", ".join(f"{quote(columns[name].column)} = %s" for name in names)  # type: ignore[union-attr]
-        sql = _UPDATE_SQL[names] = (
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in model_fields)  # type: ignore[union-attr]
+        sql = (
             f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608 - names from the model, values bound
             f"WHERE {quote(meta.pk.column)} = %s AND {quote(meta.get_field('status').column)} = %s"
         )
-    params = [columns[name].get_db_prep_save(value, connection) for name, value in fields.items()]  # type: ignore[union-attr]
+        statement = _UPDATES[key] = (sql, model_fields)
+    sql, fields = statement
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values(), strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, record.pk, expect])
         return int(cursor.rowcount)
