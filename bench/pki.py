@@ -576,7 +576,7 @@ def main() -> None:
                     )
                 progress(f"pipeline measured: {cell.label}")
             table.notes = [
-                "Each process commits every step on its own (record → lint → sign → store), as in production;"
+                "Each process commits the record and the store on their own (lint → record → sign → store), as in production;"
                 " the targets take the better of one and two processes per core."
                 " Peak RSS is per issuing process (in production: a gunicorn worker serving the station or agent API)."
             ]

@@ -4,7 +4,7 @@ No secret is ever stored here: a CA row names its key backend and a key
 reference (a file name or a token label); passphrases and PINs come from
 settings. Every certificate any of our keys signs, CA and OCSP-signer
 certificates included, has an `IssuedCertificate` row written *before* it is
-signed (status `reserved`), so a crash leaves a record that says how far
+signed (status `linted`), so a crash leaves a record that says how far
 issuance got and never an unrecorded certificate.
 """
 
@@ -61,37 +61,41 @@ class CertificateAuthority(models.Model):
 
 class IssuedCertificate(models.Model):
     class Status(models.TextChoices):
-        RESERVED = "reserved", "已登记"  # serial reserved, to-be-signed certificate recorded
-        LINTED = "linted", "已检查"  # lint passed, about to be signed
+        # Linted and recorded (serial reserved, to-be-signed certificate stored): approved, possibly signed.
+        LINTED = "linted", "已检查"
         ISSUED = "issued", "已签发"  # signed and stored
         FAILED = "failed", "失败"  # refused (lint) or failed before signing; never signed
 
-    serial = models.CharField(max_length=64, unique=True)
-    issuer = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="issued")
-    profile = models.CharField(max_length=32, db_index=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RESERVED, db_index=True)
+    # Indexes: only what a query reads (see Meta). Each index is written on every insert, and the
+    # store step's UPDATE touches no indexed column, so PostgreSQL can make it a HOT update.
+    serial = models.CharField(max_length=64)
+    issuer = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="issued", db_index=False)
+    profile = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LINTED)
     subject = models.CharField(max_length=1024)
     organisation_name = models.CharField(max_length=128, blank=True)
-    uscc = models.CharField(max_length=18, blank=True, db_index=True)
+    uscc = models.CharField(max_length=18, blank=True)
     public_key_der = models.BinaryField()
-    spki_sha256 = models.CharField(max_length=64, db_index=True)
+    spki_sha256 = models.CharField(max_length=64)
     # The to-be-signed certificate, carried in a certificate signed by a throwaway
     # key of the CA key's type: what lint saw. The final certificate must have the same TBS bytes.
     precertificate_der = models.BinaryField()
     lint_findings = models.JSONField(default=list, blank=True)
     certificate_der = models.BinaryField(null=True, blank=True)
     not_before = models.DateTimeField()
-    not_after = models.DateTimeField(db_index=True)
-    renewal_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="renewals")
+    not_after = models.DateTimeField()
+    renewal_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="renewals", db_index=False
+    )
     failure_reason = models.TextField(blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
     revocation_reason = models.PositiveSmallIntegerField(
         null=True, blank=True, choices=[(r.value, r.rfc_name) for r in RevocationReason]
     )
     invalidity_date = models.DateTimeField(null=True, blank=True)
     # Bumped by every revocation and unhold; OCSP responses carry the version they were signed from.
     status_version = models.PositiveIntegerField(default=0)
-    reference = models.CharField(max_length=64, blank=True, db_index=True)
+    reference = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -99,7 +103,19 @@ class IssuedCertificate(models.Model):
         ordering = ["-id"]
         verbose_name = "证书"
         verbose_name_plural = "证书"
-        indexes = [models.Index(fields=["issuer", "revoked_at"], name="pki_cert_issuer_revoked")]
+        constraints = [models.UniqueConstraint(fields=["serial"], name="pki_cert_serial_unique")]
+        indexes = [
+            # The CRL's rows; also serves the issuer foreign key.
+            models.Index(fields=["issuer", "revoked_at"], name="pki_cert_issuer_revoked"),
+            # The key checks at issuance (keyCompromise, our own keys) and the RA's crash recovery.
+            models.Index(fields=["spki_sha256"], name="pki_cert_spki"),
+            # Staff looking up an organisation's certificates.
+            models.Index(fields=["uscc"], name="pki_cert_uscc"),
+            # SET NULL when a renewed certificate's row is deleted; most rows have no renewal_of.
+            models.Index(
+                fields=["renewal_of"], name="pki_cert_renewal_of", condition=models.Q(renewal_of__isnull=False)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.serial} {self.subject} ({self.get_status_display()})"

@@ -27,6 +27,7 @@ from django.db import IntegrityError, connection, transaction
 
 from certdesk.pki import conf
 from certdesk.pki.models import CertificateAuthority, IssuedCertificate, OcspResponse
+from certdesk.pki.rows import row_insert
 from certdesk.pki.serials import serial_hex
 from certdesk.pki.signers import Signer, public_key_bit_string, signer_for
 from certdesk.pki.types import RevocationReason
@@ -405,7 +406,7 @@ def store(*, serial: str, hash_name: str, issuer_id: int, response: SignedRespon
         "status_version": response.status_version,
     }
     if new:
-        OcspResponse.objects.create(serial=serial, hash_algorithm=hash_name, **fields)
+        row_insert(OcspResponse(serial=serial, hash_algorithm=hash_name, **fields))
         return True
     try:
         with transaction.atomic():

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from django.db import connection
 from django.db.models import Count
 
 from certdesk.pki.errors import CaNotInitialised, CertificateNotFound
@@ -54,6 +55,22 @@ def ca_get_recent(*, role: str) -> CertificateAuthority:
 def ca_recent_clear() -> None:
     with _recent_lock:
         _recent.clear()
+
+
+_KEY_CONFLICT_SQL = (
+    f"SELECT profile FROM {IssuedCertificate._meta.db_table} "  # noqa: S608 - table name from the model, values bound
+    "WHERE spki_sha256 = %s AND (revocation_reason = %s OR profile IN (%s, %s, %s)) LIMIT 1"
+)
+
+
+def public_key_conflict(*, spki_sha256: str, ca_profiles: tuple[str, str, str]) -> str | None:
+    """The profile of a certificate that forbids this public key, if any: one revoked for keyCompromise,
+    or one of our own CA / OCSP keys (every CA certificate has a record too). Raw SQL: asked once per
+    certificate, and the ORM's query building cost more than the indexed read (~0.25 ms of CPU)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_KEY_CONFLICT_SQL, [spki_sha256, RevocationReason.KEY_COMPROMISE.value, *ca_profiles])
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def ca_certificate_der(*, role: str) -> bytes:

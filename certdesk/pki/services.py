@@ -3,7 +3,7 @@
 Public functions (keyword-only, typed):
 
 - `ca_hierarchy_init()` – root CA, issuing CA, OCSP signer, first CRLs; idempotent.
-- `certificate_issue(request=IssuanceRequest)` – record → lint → sign → store → publish.
+- `certificate_issue(request=IssuanceRequest)` – lint → record → sign → store → publish.
 - `certificate_revoke(serial=, reason=, invalidity_date=)`, `certificate_unhold(serial=)`.
 - `crl_generate(role=)`, `ocsp_signer_rotate(force=)`, `ocsp_respond(request_der=)`,
   `ocsp_responses_refresh()`, `pki_maintain()`.
@@ -28,7 +28,6 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from certdesk.pki import conf, crl, lint, responder
@@ -59,7 +58,13 @@ from certdesk.pki.profiles import (
     organisation_subject,
     profile_get,
 )
-from certdesk.pki.selectors import ca_get, ca_get_recent, ca_recent_clear, certificate_status_info
+from certdesk.pki.selectors import (
+    ca_get,
+    ca_get_recent,
+    ca_recent_clear,
+    certificate_status_info,
+    public_key_conflict,
+)
 from certdesk.pki.serials import serial_hex, serial_normalise
 from certdesk.pki.signers import Signer, chain_pem, key_sha1, signer_for, signers_clear, spki_der
 from certdesk.pki.types import (
@@ -415,14 +420,8 @@ def certificate_issue(*, request: IssuanceRequest) -> IssuedCertificateResult:
     public_key = _request_public_key(request)
     public_der = spki_der(public_key)
     spki_hash = hashlib.sha256(public_der).hexdigest()
-    # One query for both: a key revoked for keyCompromise, or one of our own CA / OCSP keys
-    # (every CA certificate has a record too).
-    conflict = list(
-        IssuedCertificate.objects.filter(spki_sha256=spki_hash)
-        .filter(Q(revocation_reason=RevocationReason.KEY_COMPROMISE) | Q(profile__in=CA_PROFILES))
-        .values_list("profile", flat=True)[:1]
-    )
-    if conflict and conflict[0] in CA_PROFILES:
+    conflict = public_key_conflict(spki_sha256=spki_hash, ca_profiles=CA_PROFILES)
+    if conflict in CA_PROFILES:
         raise KeyRejected("申请中的公钥是本 CA 自己的密钥。", code="key_is_ca_key")
     if conflict:
         raise KeyRejected(

@@ -325,19 +325,41 @@ def test_lint_threshold_can_refuse_warnings(ca: HierarchyInitResult, settings: S
         issue()
 
 
-def test_a_crash_mid_pipeline_leaves_a_record_that_says_how_far_it_got(
+def test_a_crash_during_lint_leaves_nothing_signed_and_nothing_recorded(
     ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def crash(der: bytes) -> list[object]:
         raise RuntimeError("worker killed during lint")
 
     monkeypatch.setattr(issuance.lint, "lint_certificate", crash)
+    before = IssuedCertificate.objects.count()
     with pytest.raises(RuntimeError):
         issue(reference="crash-1")
-    monkeypatch.undo()
-    record = IssuedCertificate.objects.get(reference="crash-1")
-    assert record.status == "reserved" and record.certificate_der is None
-    assert record.precertificate_der  # the to-be-signed certificate was recorded first
+    assert IssuedCertificate.objects.count() == before
+
+
+def test_a_crash_while_signing_leaves_a_record_that_says_how_far_it_got(
+    ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = x509.CertificateBuilder.sign
+    calls = {"n": 0}
+
+    def killed_on_the_ca_signature(
+        self: x509.CertificateBuilder, key: object, algorithm: object, **kw: object
+    ) -> x509.Certificate:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first call signs the lint pre-certificate, the second is the CA key
+            raise SystemExit("worker killed while signing")  # not an Exception: no handler runs
+        return original(self, key, algorithm, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(x509.CertificateBuilder, "sign", killed_on_the_ca_signature)
+    with pytest.raises(SystemExit):
+        issue(reference="crash-2")
+    record = IssuedCertificate.objects.get(reference="crash-2")
+    # Recorded before the signature: approved, possibly signed, revocable; the linted TBS is kept.
+    assert record.status == "linted" and record.certificate_der is None
+    assert record.precertificate_der and record.lint_findings is not None
+    assert x509.load_der_x509_certificate(bytes(record.precertificate_der)).serial_number == int(record.serial, 16)
 
 
 def test_signing_failure_marks_the_record_failed(ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch) -> None:
