@@ -166,7 +166,8 @@ def child_limits(work: Path, database_url: str, seconds: float, what: str) -> di
     from certdesk.pki.signers import signer_for
 
     signer = signer_for(ca_get(role="issuing"))
-    csr = x509.load_pem_x509_csr(_csrs(1)[0].encode())
+    # A different subscriber key per certificate, as in the pipeline (its key identifier differs too).
+    public_keys = [x509.load_pem_x509_csr(pem.encode()).public_key() for pem in _csrs(256)]
     subject = organisation_subject(organisation_name=ORG, uscc=USCC, province="北京市", city="北京市").to_name()
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
@@ -174,7 +175,7 @@ def child_limits(work: Path, database_url: str, seconds: float, what: str) -> di
         return certificate_builder(
             profile=ORG_SIGN,
             subject=subject,
-            public_key=csr.public_key(),  # type: ignore[arg-type]
+            public_key=public_keys[done % len(public_keys)],  # type: ignore[arg-type]
             serial=serial_new(),
             not_before=now,
             not_after=now + datetime.timedelta(days=365),
@@ -183,9 +184,9 @@ def child_limits(work: Path, database_url: str, seconds: float, what: str) -> di
 
     lint_key = lint.lint_signing_key(signer.key)
     hash_algorithm = signature_hash(signer.key)
+    done = 0
     template = builder()
     template.sign(signer.key, hash_algorithm)  # warm (token session pool, key load)
-    done = 0
     barrier()
     c0 = time.process_time()
     t0 = time.perf_counter()

@@ -1,4 +1,5 @@
-"""The candidate index on pkilint's validators changes nothing but speed: same findings, same order."""
+"""The candidate index on pkilint's validators and the remembered nested decodes change nothing but speed:
+same findings, same order."""
 
 from __future__ import annotations
 
@@ -91,9 +92,19 @@ def _both(
     der: bytes,
     label: str,
 ) -> tuple[list[str], list[str]]:
-    plain = [str(f) for f in run(doc_loader, new(indexed=False), der, label)]
-    indexed = [str(f) for f in run(doc_loader, new(indexed=True), der, label)]
-    return plain, indexed
+    """Findings as pkilint gives them (no index, nothing remembered) and as we run it (index, remembered
+    decodes, cold and then warm); the second is returned once both runs of it agree."""
+    limit = lint.DECODE_MEMO_MAX_BYTES
+    try:
+        lint.DECODE_MEMO_MAX_BYTES = -1  # every value decoded afresh
+        plain = [str(f) for f in run(doc_loader, new(indexed=False), der, label)]
+    finally:
+        lint.DECODE_MEMO_MAX_BYTES = limit
+    lint._decoded.clear()
+    cold = [str(f) for f in run(doc_loader, new(indexed=True), der, label)]
+    warm = [str(f) for f in run(doc_loader, new(indexed=True), der, label)]
+    assert warm == cold
+    return plain, warm
 
 
 def _certificate_findings(der: bytes) -> tuple[list[str], list[str]]:
@@ -148,3 +159,29 @@ def test_the_served_validators_are_indexed() -> None:
     # The lint functions use the indexed containers (what the equivalence tests above vouch for).
     for validator in (lint._certificate_validator(), lint._crl_validator(), lint._ocsp_validator()):
         assert "_validate_rec" in vars(validator)
+
+
+def test_nested_values_are_decoded_once_and_documents_always(ca: HierarchyInitResult) -> None:
+    lint._decoded.clear()
+    first, second = issue(), issue()
+    lint._decoded.clear()
+    lint.lint_certificate(first.certificate_der)
+    remembered = dict(lint._decoded)
+    assert remembered, "extension values and names were remembered"
+    assert all(len(key[1]) <= lint.DECODE_MEMO_MAX_BYTES for key in remembered)
+    assert first.certificate_der not in {key[1] for key in remembered}  # the document itself is not
+    lint.lint_certificate(second.certificate_der)
+    shared = set(remembered) & set(lint._decoded)
+    # Same profile, issuer and organisation: all but the per-certificate values (key id, …) were reused.
+    assert len(shared) >= len(remembered) - 2
+    assert all(lint._decoded[key] is remembered[key] for key in shared)
+
+
+def test_a_value_that_fails_to_decode_is_reported_every_time() -> None:
+    bad_basic_constraints = x509.UnrecognizedExtension(x509.ObjectIdentifier("2.5.29.19"), b"\x05\x00")
+    der = _der(_base().add_extension(bad_basic_constraints, critical=False))
+    lint._decoded.clear()
+    for _ in range(2):  # the failure is not remembered as a value: pkilint reports it again
+        fatal = [str(f) for f in lint.lint_certificate(der) if f.severity == "FATAL"]
+        assert any("itu.invalid_asn1_syntax" in f and "BasicConstraints" in f for f in fatal), fatal
+    assert all(key[1] != b"\x05\x00" for key in lint._decoded)
