@@ -338,21 +338,26 @@ def test_a_crash_during_lint_leaves_nothing_signed_and_nothing_recorded(
     assert IssuedCertificate.objects.count() == before
 
 
-def test_a_crash_while_signing_leaves_a_record_that_says_how_far_it_got(
-    ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _ca_signature_raises(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """The CA key's signature (the second `sign` of an issuance; the first signs the lint pre-certificate)
+    raises `error`."""
     original = x509.CertificateBuilder.sign
     calls = {"n": 0}
 
-    def killed_on_the_ca_signature(
-        self: x509.CertificateBuilder, key: object, algorithm: object, **kw: object
-    ) -> x509.Certificate:
+    def sign(self: x509.CertificateBuilder, key: object, algorithm: object, **kw: object) -> x509.Certificate:
         calls["n"] += 1
-        if calls["n"] == 2:  # the first call signs the lint pre-certificate, the second is the CA key
-            raise SystemExit("worker killed while signing")  # not an Exception: no handler runs
+        if calls["n"] == 2:
+            raise error
         return original(self, key, algorithm, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(x509.CertificateBuilder, "sign", killed_on_the_ca_signature)
+    monkeypatch.setattr(x509.CertificateBuilder, "sign", sign)
+
+
+def test_a_crash_while_signing_leaves_a_record_that_says_how_far_it_got(
+    ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not an Exception: as when the worker is killed, no handler runs.
+    _ca_signature_raises(monkeypatch, SystemExit("worker killed while signing"))
     with pytest.raises(SystemExit):
         issue(reference="crash-2")
     record = IssuedCertificate.objects.get(reference="crash-2")
@@ -363,18 +368,7 @@ def test_a_crash_while_signing_leaves_a_record_that_says_how_far_it_got(
 
 
 def test_signing_failure_marks_the_record_failed(ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = x509.CertificateBuilder.sign
-    calls = {"n": 0}
-
-    def sign_once_then_fail(
-        self: x509.CertificateBuilder, key: object, algorithm: object, **kw: object
-    ) -> x509.Certificate:
-        calls["n"] += 1
-        if calls["n"] == 2:  # first call signs the lint pre-certificate, second is the CA key
-            raise RuntimeError("HSM unplugged")
-        return original(self, key, algorithm, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(x509.CertificateBuilder, "sign", sign_once_then_fail)
+    _ca_signature_raises(monkeypatch, RuntimeError("HSM unplugged"))
     with pytest.raises(KeyBackendError) as exc:
         issue(reference="hsm-1")
     assert exc.value.code == "signing_failed"
