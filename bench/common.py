@@ -653,6 +653,12 @@ class Report:
             print(t.text())
             print()
 
+    def skip(self, reason: str, json_path: str | None) -> None:
+        """Report that this benchmark could not run here, and why (printed, and in the JSON for run.py)."""
+        self.tables.append(Table(f"{self.name} skipped: {reason}", ["-"]))
+        self.print()
+        self.write_json(json_path)
+
     def write_json(self, path: str | None) -> None:
         if not path:
             return

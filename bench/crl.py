@@ -260,9 +260,7 @@ def main() -> None:
     report = Report("CRL benchmark (bench/crl.py)", "make bench  # or: .venv/bin/python bench/crl.py")
     admin = pg_admin_url()
     if not admin:
-        report.tables.append(Table("CRL benchmark skipped: no PostgreSQL answers on DATABASE_URL", ["-"]))
-        report.print()
-        report.write_json(args.json)
+        report.skip("no PostgreSQL answers on DATABASE_URL", args.json)
         return
     name = f"certdesk_bench_crl_{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="certdesk-bench-crl-"))

@@ -447,9 +447,7 @@ def main() -> None:
     report = Report("Portal benchmark (bench/portal.py)", "make bench  # or: .venv/bin/python bench/portal.py")
     admin = pg_admin_url()
     if not admin:
-        report.tables.append(Table("Portal benchmark skipped: no PostgreSQL answers on DATABASE_URL", ["-"]))
-        report.print()
-        report.write_json(args.json)
+        report.skip("no PostgreSQL answers on DATABASE_URL", args.json)
         return
     work = Path(tempfile.mkdtemp(prefix="certdesk-bench-portal-"))
     name = f"certdesk_bench_{os.getpid()}"
