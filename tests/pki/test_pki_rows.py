@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 from django.apps import apps
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from pkitestlib import issue
 
@@ -57,8 +57,6 @@ def test_row_insert_writes_what_the_orm_writes(ca: HierarchyInitResult) -> None:
 
 
 def test_row_insert_refuses_a_duplicate_serial(ca: HierarchyInitResult) -> None:
-    from django.db import IntegrityError, transaction
-
     row_insert(_certificate(ca, "03" * 16))
     with pytest.raises(IntegrityError), transaction.atomic():
         row_insert(_certificate(ca, "03" * 16))
