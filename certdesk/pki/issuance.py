@@ -6,10 +6,13 @@ Boulder's order ("lint before you sign, record before you sign"):
    pkilint, as a pre-certificate signed by a throwaway key of the CA key's type;
 2. record it: one INSERT, committed by itself, that reserves the serial (unique)
    and stores the pre-certificate and the findings — status `linted`, or `failed`
-   with the findings when lint refuses (then nothing is signed);
+   with the findings when lint refuses (then nothing is signed). The caller's
+   `refusal` lookup (the public-key check) runs inside that INSERT: when it finds
+   a row, nothing is recorded and nothing is signed;
 3. sign it with the CA key, check the TBS bytes are the linted ones;
-4. store the certificate (`issued`) and, in the same transaction, publish it
-   (pre-sign its OCSP response) through the caller's `on_store` hook.
+4. publish and store: the caller's `publish` hook pre-signs the certificate's OCSP response, and
+   one transaction marks the record `issued` with the certificate and inserts that response (on
+   PostgreSQL a single statement: one round trip, one commit).
 
 So a crash before step 2 leaves nothing (and nothing was signed); after it, a
 `linted` row says "approved and possibly signed" (revocable, to be safe); an
@@ -26,16 +29,17 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
 from certdesk.pki import lint
 from certdesk.pki.errors import KeyBackendError, LintFailed, PkiError
 from certdesk.pki.keys import CaPrivateKey, CaPublicKey, signature_hash
 from certdesk.pki.models import CertificateAuthority, IssuedCertificate
-from certdesk.pki.rows import row_insert, row_update
+from certdesk.pki.rows import Lookup, row_insert, row_insert_unless, row_update, row_update_inserting
 from certdesk.pki.serials import serial_hex, serial_new
 from certdesk.pki.signers import spki_der
 
@@ -49,6 +53,15 @@ class Subject:
     name: x509.Name
     organisation_name: str = ""
     uscc: str = ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Refuse the issuance when `lookup` finds a row; `error(value found)` is raised. Checked by the
+    record's INSERT itself (no round trip of its own), so nothing is recorded or signed then."""
+
+    lookup: Lookup
+    error: Callable[[Any], PkiError]
 
 
 @dataclass(frozen=True)
@@ -71,18 +84,20 @@ def _record(
     serial: int,
     precertificate_der: bytes,
     findings: list[str],
-    refusal: str,
+    lint_refusal: str,
     not_before: datetime.datetime,
     not_after: datetime.datetime,
     renewal_of: IssuedCertificate | None,
     reference: str,
+    refusal: Refusal | None,
 ) -> IssuedCertificate | None:
-    """Write the record (autocommit: one statement, committed by the database); None if the serial is taken."""
+    """Write the record (autocommit: one statement, committed by the database); None if the serial is
+    taken. Raises `refusal.error` when its lookup finds a row."""
     record = IssuedCertificate(
         serial=serial_hex(serial),
         issuer=issuer,
         profile=profile,
-        status=Status.FAILED if refusal else Status.LINTED,
+        status=Status.FAILED if lint_refusal else Status.LINTED,
         subject=subject.name.rfc4514_string(),
         organisation_name=subject.organisation_name,
         uscc=subject.uscc,
@@ -90,14 +105,19 @@ def _record(
         spki_sha256=hashlib.sha256(public_der).hexdigest(),
         precertificate_der=precertificate_der,
         lint_findings=findings,
-        failure_reason=refusal,
+        failure_reason=lint_refusal,
         not_before=not_before,
         not_after=not_after,
         renewal_of=renewal_of,
         reference=reference[:64],
     )
     try:
-        row_insert(record)
+        if refusal is None:
+            row_insert(record)
+        else:
+            found = row_insert_unless(record, lookup=refusal.lookup)
+            if found is not None:
+                raise refusal.error(found)
     except IntegrityError:
         # A serial collision (odds 2^-126) draws another serial; any other integrity error is a bug.
         if IssuedCertificate.objects.filter(serial=record.serial).exists():
@@ -118,9 +138,14 @@ def _refuse_callers_transaction() -> None:
         )
 
 
-def _mark(record: IssuedCertificate, *, expect: str, **fields: object) -> None:
-    """One conditional UPDATE of the record (committed by itself, or with the caller's transaction)."""
-    written = row_update(IssuedCertificate, pk=record.pk, where={"status": expect}, values=fields)
+def _mark(record: IssuedCertificate, *, expect: str, inserting: models.Model | None = None, **fields: object) -> None:
+    """One conditional UPDATE of the record, and the INSERT of `inserting` with it when given
+    (committed by itself, or with the caller's transaction)."""
+    where = {"status": expect}
+    if inserting is None:
+        written = row_update(IssuedCertificate, pk=record.pk, where=where, values=fields)
+    else:
+        written = row_update_inserting(IssuedCertificate, pk=record.pk, where=where, values=fields, insert=inserting)
     if not written:
         raise PkiError(f"证书记录 {record.serial} 的状态已被改变，签发中止。", code="record_conflict")
     for name, value in written.items():
@@ -139,9 +164,11 @@ def issue(
     make_builder: Callable[[int], x509.CertificateBuilder],
     renewal_of: IssuedCertificate | None = None,
     reference: str = "",
-    on_store: Callable[[IssuedCertificate, x509.Certificate], None] | None = None,
+    publish: Callable[[IssuedCertificate, x509.Certificate], models.Model | None] | None = None,
+    refusal: Refusal | None = None,
 ) -> Issued:
-    """Lint, record, sign, store, publish. `make_builder(serial)` returns the complete builder."""
+    """Lint, record, sign, publish, store. `make_builder(serial)` returns the complete builder;
+    `publish(record, certificate)` returns a row to insert with the store (or None)."""
     _refuse_callers_transaction()
     lint_key = lint.lint_signing_key(signing_key)
     public_der = spki_der(public_key)
@@ -160,11 +187,12 @@ def issue(
             serial=serial,
             precertificate_der=precertificate_der,
             findings=[str(f) for f in findings],
-            refusal="lint: " + "; ".join(str(f) for f in refusing) if refusing else "",
+            lint_refusal="lint: " + "; ".join(str(f) for f in refusing) if refusing else "",
             not_before=not_before,
             not_after=not_after,
             renewal_of=renewal_of,
             reference=reference,
+            refusal=refusal,
         )
         if record is not None:
             break
@@ -194,8 +222,6 @@ def issue(
         )
         raise PkiError(f"证书 {record.serial} 签名后的内容与检查过的内容不一致，已作废。", code="tbs_mismatch")
 
-    with transaction.atomic(durable=True):
-        _mark(record, expect=Status.LINTED, status=Status.ISSUED, certificate_der=_der(certificate))
-        if on_store is not None:
-            on_store(record, certificate)
+    published = publish(record, certificate) if publish is not None else None
+    _mark(record, expect=Status.LINTED, inserting=published, status=Status.ISSUED, certificate_der=_der(certificate))
     return Issued(record=record, certificate=certificate, findings=tuple(record.lint_findings))

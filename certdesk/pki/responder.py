@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -27,7 +28,6 @@ from django.db import IntegrityError, connection, transaction
 
 from certdesk.pki import conf
 from certdesk.pki.models import CertificateAuthority, IssuedCertificate, OcspResponse
-from certdesk.pki.rows import row_insert
 from certdesk.pki.serials import serial_hex
 from certdesk.pki.signers import Signer, public_key_bit_string, signer_for
 from certdesk.pki.types import RevocationReason
@@ -393,21 +393,27 @@ def sign_response(
     )
 
 
-def store(*, serial: str, hash_name: str, issuer_id: int, response: SignedResponse, new: bool = False) -> bool:
-    """Upsert the pre-signed response unless a response from a newer status is stored already
-    (a request that read "good" just before a revocation must not overwrite the revoked answer).
-    `new`: the certificate was issued in this transaction, so a plain insert will do.
-    Returns whether it was stored."""
-    fields = {
+def _row_fields(issuer_id: int, response: SignedResponse) -> dict[str, Any]:
+    return {
         "issuer_id": issuer_id,
         "der": response.der,
         "this_update": response.this_update,
         "next_update": response.next_update,
         "status_version": response.status_version,
     }
-    if new:
-        row_insert(OcspResponse(serial=serial, hash_algorithm=hash_name, **fields))
-        return True
+
+
+def response_row(*, serial: str, hash_name: str, issuer_id: int, response: SignedResponse) -> OcspResponse:
+    """The unsaved row of a new certificate's first response: the issuance pipeline inserts it
+    with the certificate itself."""
+    return OcspResponse(serial=serial, hash_algorithm=hash_name, **_row_fields(issuer_id, response))
+
+
+def store(*, serial: str, hash_name: str, issuer_id: int, response: SignedResponse) -> bool:
+    """Upsert the pre-signed response unless a response from a newer status is stored already
+    (a request that read "good" just before a revocation must not overwrite the revoked answer).
+    Returns whether it was stored."""
+    fields = _row_fields(issuer_id, response)
     try:
         with transaction.atomic():
             rows = OcspResponse.objects.filter(serial=serial, hash_algorithm=hash_name)

@@ -10,13 +10,15 @@ field names). Not a general ORM: no expressions, no signals, only what the pipel
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
 
-# (vendor, model, field names) → SQL and the fields whose values it binds, in order.
-_STATEMENTS: dict[tuple[str, type[models.Model], tuple[str, ...]], tuple[str, tuple[models.Field, ...]]] = {}
+# Built once per (database vendor, model[, field names]): the SQL and the fields whose values it binds, in order.
+_INSERTS: dict[tuple[str, type[models.Model]], tuple[str, str, tuple[models.Field, ...]]] = {}
+_UPDATES: dict[tuple[str, type[models.Model], tuple[str, ...]], tuple[str, tuple[models.Field, ...]]] = {}
 
 
 def _concrete(model: type[models.Model], names: tuple[str, ...]) -> tuple[models.Field, ...]:
@@ -26,60 +28,158 @@ def _concrete(model: type[models.Model], names: tuple[str, ...]) -> tuple[models
     return fields  # type: ignore[return-value]
 
 
-def row_insert(instance: models.Model) -> None:
-    """INSERT an unsaved instance and set its primary key (as `save()` would, minus signals)."""
-    model = type(instance)
-    connection = transaction.get_connection()
-    meta = model._meta
-    key = (connection.vendor, model, ())
-    statement = _STATEMENTS.get(key)
+def _insert_statement(connection: Any, model: type[models.Model]) -> tuple[str, str, tuple[models.Field, ...]]:
+    """(INSERT head, VALUES placeholders, fields bound): the head and placeholders apart, so the
+    PostgreSQL store can insert from a SELECT of the same placeholders."""
+    key = (connection.vendor, model)
+    statement = _INSERTS.get(key)
     if statement is None:
+        meta = model._meta
         # The primary key is left to the database when it generates it (an auto field).
         fields = tuple(f for f in meta.concrete_fields if f is not meta.pk or not getattr(f, "db_returning", False))
         quote = connection.ops.quote_name
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - names from the model
-            f"VALUES ({', '.join(['%s'] * len(fields))})"
-        )
-        if connection.features.can_return_columns_from_insert:
-            sql += f" RETURNING {quote(meta.pk.column)}"
-        statement = _STATEMENTS[key] = (sql, fields)
-    sql, fields = statement
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if connection.features.can_return_columns_from_insert:
-            pk = cursor.fetchone()[0]
-        else:
-            pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+        head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        statement = _INSERTS[key] = (head, ", ".join(["%s"] * len(fields)), fields)
+    head, placeholders, fields = statement
+    return head, placeholders, fields
+
+
+def _insert_params(connection: Any, instance: models.Model, fields: tuple[models.Field, ...]) -> list[Any]:
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+
+
+def _inserted(connection: Any, instance: models.Model, pk: Any) -> None:
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = connection.alias
 
 
-def row_update(model: type[models.Model], *, pk: Any, where: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """UPDATE one row by primary key where its `where` fields still hold the given values.
+@dataclass(frozen=True)
+class Lookup:
+    """A SELECT of one column, with its parameters: the condition of `row_insert_unless`."""
 
-    Sets the model's auto_now fields too (unlike `QuerySet.update`: a certificate row should say when
-    it last changed). Returns the values written, by field name, or {} when no row matched.
-    """
+    sql: str
+    params: tuple[Any, ...]
+
+
+def row_insert(instance: models.Model) -> None:
+    """INSERT an unsaved instance and set its primary key (as `save()` would, minus signals)."""
+    model = type(instance)
     connection = transaction.get_connection()
     meta = model._meta
-    stamped = {f.name: timezone.now() for f in meta.concrete_fields if getattr(f, "auto_now", False)}
-    values = {**values, **{name: now for name, now in stamped.items() if name not in values}}
+    head, placeholders, fields = _insert_statement(connection, model)
+    sql = f"{head} VALUES ({placeholders})"
+    returning = connection.features.can_return_columns_from_insert
+    if returning:
+        sql += f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _insert_params(connection, instance, fields))
+        pk = cursor.fetchone()[0] if returning else connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+    _inserted(connection, instance, pk)
+
+
+def row_insert_unless(instance: models.Model, *, lookup: Lookup) -> Any:
+    """INSERT `instance` unless `lookup` finds a row. Returns the first value the lookup found (nothing
+    inserted), or None (inserted, primary key set).
+
+    Outside a transaction on PostgreSQL this is one statement, so the check costs no round trip of its
+    own: the record INSERT of issuance, with the public-key check. Elsewhere, the SELECT then the INSERT.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute(lookup.sql, lookup.params)
+            found = cursor.fetchone()
+        if found is not None:
+            return found[0]
+        row_insert(instance)
+        return None
+    head, placeholders, fields = _insert_statement(connection, type(instance))
+    pk = connection.ops.quote_name(type(instance)._meta.pk.column)
+    sql = (
+        f"WITH found AS ({lookup.sql}), "  # noqa: S608 - names from the model, values bound
+        f"inserted AS ({head} SELECT {placeholders} WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING {pk}) "
+        "SELECT (SELECT * FROM found LIMIT 1), (SELECT * FROM inserted)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*lookup.params, *_insert_params(connection, instance, fields)])
+        found, inserted = cursor.fetchone()
+    if inserted is None:
+        return found
+    _inserted(connection, instance, inserted)
+    return None
+
+
+def _update_statement(
+    connection: Any, model: type[models.Model], values: dict[str, Any], where: dict[str, Any]
+) -> tuple[str, tuple[models.Field, ...]]:
     key = (connection.vendor, model, (*values, "", *where))
-    statement = _STATEMENTS.get(key)
+    statement = _UPDATES.get(key)
     if statement is None:
+        meta = model._meta
         set_fields = _concrete(model, tuple(values))
         where_fields = _concrete(model, tuple(where))
         quote = connection.ops.quote_name
         assignments = ", ".join(f"{quote(f.column)} = %s" for f in set_fields)
         conditions = " AND ".join(f"{quote(f.column)} = %s" for f in (meta.pk, *where_fields))
         sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {conditions}"  # noqa: S608 - names from the model
-        statement = _STATEMENTS[key] = (sql, (*set_fields, meta.pk, *where_fields))
-    sql, fields = statement
+        statement = _UPDATES[key] = (sql, (*set_fields, meta.pk, *where_fields))
+    return statement
+
+
+def _stamped(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` plus the model's auto_now fields (unlike `QuerySet.update`: a row should say when it last changed)."""
+    stamps = {f.name: timezone.now() for f in model._meta.concrete_fields if getattr(f, "auto_now", False)}
+    return {**values, **{name: now for name, now in stamps.items() if name not in values}}
+
+
+def row_update(model: type[models.Model], *, pk: Any, where: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """UPDATE one row by primary key where its `where` fields still hold the given values.
+
+    Sets the model's auto_now fields too. Returns the values written, by field name, or {} when no row matched.
+    """
+    connection = transaction.get_connection()
+    values = _stamped(model, values)
+    sql, fields = _update_statement(connection, model, values, where)
     bound = [*values.values(), pk, *where.values()]
     params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, bound, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return values if cursor.rowcount == 1 else {}
+
+
+def row_update_inserting(
+    model: type[models.Model], *, pk: Any, where: dict[str, Any], values: dict[str, Any], insert: models.Model
+) -> dict[str, Any]:
+    """`row_update`, and INSERT `insert` in the same transaction only if the update matched.
+
+    Outside a transaction on PostgreSQL this is one statement (an UPDATE in a WITH clause feeding an
+    INSERT … SELECT), so one round trip and one commit instead of BEGIN, UPDATE, INSERT, COMMIT:
+    the store step of issuance, per certificate. Elsewhere, the two statements in one transaction.
+    Returns the values written, or {} (and nothing inserted) when no row matched.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        with transaction.atomic():
+            written = row_update(model, pk=pk, where=where, values=values)
+            if written:
+                row_insert(insert)
+            return written
+    values = _stamped(model, values)
+    update_sql, update_fields = _update_statement(connection, model, values, where)
+    head, placeholders, insert_fields = _insert_statement(connection, type(insert))
+    quote = connection.ops.quote_name
+    sql = (
+        f"WITH updated AS ({update_sql} RETURNING 1) {head} SELECT {placeholders} FROM updated "  # noqa: S608 - names from the models
+        f"RETURNING {quote(type(insert)._meta.pk.column)}"
+    )
+    bound = [*values.values(), pk, *where.values()]
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(update_fields, bound, strict=True)]
+    params += _insert_params(connection, insert, insert_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return {}
+    _inserted(connection, insert, row[0])
+    return values

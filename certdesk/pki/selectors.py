@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from django.db import connection
 from django.db.models import Count
 
 from certdesk.pki.errors import CaNotInitialised, CertificateNotFound
 from certdesk.pki.models import CertificateAuthority, Crl, IssuedCertificate, OcspResponse
+from certdesk.pki.rows import Lookup
 from certdesk.pki.serials import serial_normalise
 from certdesk.pki.types import CertificateStatusInfo, RevocationReason
 
@@ -57,19 +57,18 @@ def ca_recent_clear() -> None:
         _recent.clear()
 
 
-def public_key_conflict(*, spki_sha256: str, ca_profiles: tuple[str, ...]) -> str | None:
-    """The profile of a certificate that forbids this public key, if any: one revoked for keyCompromise,
-    or one of our own CA / OCSP keys (every CA certificate has a record too). Raw SQL: asked once per
-    certificate, and the ORM's query building cost more than the indexed read (~0.25 ms of CPU)."""
-    sql = (
-        f"SELECT profile FROM {IssuedCertificate._meta.db_table} "  # noqa: S608 - table name from the model, values bound
-        f"WHERE spki_sha256 = %s AND (revocation_reason = %s OR profile IN ({', '.join(['%s'] * len(ca_profiles))})) "
-        "LIMIT 1"
+def public_key_conflict(*, spki_sha256: str, ca_profiles: tuple[str, ...]) -> Lookup:
+    """The lookup of a certificate that forbids this public key, giving its profile: one revoked for
+    keyCompromise, or one of our own CA / OCSP keys (every CA certificate has a record too). Asked once
+    per certificate, inside the record's INSERT (`rows.row_insert_unless`): plain SQL on indexed columns."""
+    return Lookup(
+        sql=(
+            f"SELECT profile FROM {IssuedCertificate._meta.db_table} "  # noqa: S608 - table name from the model, values bound
+            f"WHERE spki_sha256 = %s AND (revocation_reason = %s OR profile IN ({', '.join(['%s'] * len(ca_profiles))})) "
+            "LIMIT 1"
+        ),
+        params=(spki_sha256, RevocationReason.KEY_COMPROMISE.value, *ca_profiles),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [spki_sha256, RevocationReason.KEY_COMPROMISE.value, *ca_profiles])
-        row = cursor.fetchone()
-    return None if row is None else str(row[0])
 
 
 def ca_certificate_der(*, role: str) -> bytes:

@@ -3,7 +3,7 @@
 Public functions (keyword-only, typed):
 
 - `ca_hierarchy_init()` – root CA, issuing CA, OCSP signer, first CRLs; idempotent.
-- `certificate_issue(request=IssuanceRequest)` – lint → record → sign → store → publish.
+- `certificate_issue(request=IssuanceRequest)` – lint → record (with the public-key check) → sign → publish and store.
 - `certificate_revoke(serial=, reason=, invalidity_date=)`, `certificate_unhold(serial=)`.
 - `crl_generate(role=)`, `ocsp_signer_rotate(force=)`, `ocsp_respond(request_der=)`,
   `ocsp_responses_refresh()`, `pki_maintain()`.
@@ -43,7 +43,7 @@ from certdesk.pki.errors import (
     RequestInvalid,
     RevocationRefused,
 )
-from certdesk.pki.issuance import Subject, issue
+from certdesk.pki.issuance import Refusal, Subject, issue
 from certdesk.pki.keypolicy import public_key_check
 from certdesk.pki.keys import CaPrivateKey, CaPublicKey, KeyAlgorithm, key_backend, signature_hash
 from certdesk.pki.models import CertificateAuthority, Crl, IssuedCertificate, OcspResponse
@@ -79,7 +79,7 @@ logger = logging.getLogger(__name__)
 
 Role = CertificateAuthority.Role
 CaStatus = CertificateAuthority.Status
-OnStore = Callable[[IssuedCertificate, x509.Certificate], None]
+Publish = Callable[[IssuedCertificate, x509.Certificate], OcspResponse | None]
 CA_PROFILES = (ROOT_CA.name, ISSUING_CA.name, OCSP_SIGNER.name)
 ROOT_NAME = "root-ca"
 ISSUING_NAME = "issuing-ca"
@@ -384,16 +384,16 @@ def _request_public_key(request: IssuanceRequest) -> CaPublicKey:
     return public_key_check(key)
 
 
-def _publish_good(issuer: CertificateAuthority, issuer_signer: Signer) -> OnStore:
-    """The publish step: pre-sign the new certificate's "good" OCSP response as it is stored."""
+def _publish_good(issuer: CertificateAuthority, issuer_signer: Signer) -> Publish:
+    """The publish step: pre-sign the new certificate's "good" OCSP response, stored with the certificate."""
 
-    def on_store(record: IssuedCertificate, certificate: x509.Certificate) -> None:
+    def publish(record: IssuedCertificate, certificate: x509.Certificate) -> OcspResponse | None:
         now = _now()
         try:
             ocsp_signer = responder.active_signer(issuer.pk, now)
         except responder.NoSigner:
             logger.warning("no OCSP signer for %s: %s will be signed on first request", issuer.name, record.serial)
-            return
+            return None
         signed = responder.sign_response(
             signer=ocsp_signer,
             issuer_id=issuer.pk,
@@ -404,9 +404,19 @@ def _publish_good(issuer: CertificateAuthority, issuer_signer: Signer) -> OnStor
             now=now,
             state=(IssuedCertificate.Status.ISSUED, None, None, 0),
         )
-        responder.store(serial=record.serial, hash_name="sha1", issuer_id=issuer.pk, response=signed, new=True)
+        return responder.response_row(serial=record.serial, hash_name="sha1", issuer_id=issuer.pk, response=signed)
 
-    return on_store
+    return publish
+
+
+def _key_conflict_error(profile: str) -> KeyRejected:
+    """Why a public key is refused, given the profile of the certificate that forbids it."""
+    if profile in CA_PROFILES:
+        return KeyRejected("申请中的公钥是本 CA 自己的密钥。", code="key_is_ca_key")
+    return KeyRejected(
+        "该公钥所属的证书曾因密钥泄露（keyCompromise）被吊销，不能再用于签发：请生成新的密钥对。",
+        code="key_compromised",
+    )
 
 
 def certificate_issue(*, request: IssuanceRequest) -> IssuedCertificateResult:
@@ -420,14 +430,6 @@ def certificate_issue(*, request: IssuanceRequest) -> IssuedCertificateResult:
     public_key = _request_public_key(request)
     public_der = spki_der(public_key)
     spki_hash = hashlib.sha256(public_der).hexdigest()
-    conflict = public_key_conflict(spki_sha256=spki_hash, ca_profiles=CA_PROFILES)
-    if conflict in CA_PROFILES:
-        raise KeyRejected("申请中的公钥是本 CA 自己的密钥。", code="key_is_ca_key")
-    if conflict:
-        raise KeyRejected(
-            "该公钥所属的证书曾因密钥泄露（keyCompromise）被吊销，不能再用于签发：请生成新的密钥对。",
-            code="key_compromised",
-        )
     subject = organisation_subject(
         organisation_name=request.organisation_name,
         uscc=request.uscc,
@@ -490,7 +492,10 @@ def certificate_issue(*, request: IssuanceRequest) -> IssuedCertificateResult:
         make_builder=make_builder,
         renewal_of=renewal_of,
         reference=request.reference,
-        on_store=_publish_good(issuing, issuer_signer),
+        publish=_publish_good(issuing, issuer_signer),
+        refusal=Refusal(
+            lookup=public_key_conflict(spki_sha256=spki_hash, ca_profiles=CA_PROFILES), error=_key_conflict_error
+        ),
     )
     return IssuedCertificateResult(
         serial=issued.record.serial,

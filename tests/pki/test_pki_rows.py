@@ -9,11 +9,14 @@ import pytest
 from django.apps import apps
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
-from pkitestlib import issue
+from pkitestlib import ec_key, issue, make_csr
 
+from certdesk.pki.errors import KeyRejected
 from certdesk.pki.models import IssuedCertificate, OcspResponse
-from certdesk.pki.rows import row_insert, row_update
-from certdesk.pki.services import HierarchyInitResult
+from certdesk.pki.rows import Lookup, row_insert, row_insert_unless, row_update, row_update_inserting
+from certdesk.pki.selectors import public_key_conflict
+from certdesk.pki.services import CA_PROFILES, HierarchyInitResult, ca_hierarchy_init, certificate_revoke
+from certdesk.pki.types import RevocationReason
 
 STAMPS = {"id", "serial", "created_at", "updated_at"}
 
@@ -37,6 +40,32 @@ def _certificate(ca: HierarchyInitResult, serial: str, **overrides: object) -> I
     }
     values.update(overrides)
     return IssuedCertificate(**values)
+
+
+def _response(ca: HierarchyInitResult, serial: str) -> OcspResponse:
+    now = datetime.datetime(2026, 11, 27, tzinfo=datetime.UTC)
+    return OcspResponse(
+        serial=serial, hash_algorithm="sha1", issuer=ca.issuing, der=b"\x30\x03\x0a\x01\x00", this_update=now,
+        next_update=now + datetime.timedelta(days=1),
+    )  # fmt: skip
+
+
+# The combined writes run as one statement on PostgreSQL outside a transaction (autocommit, as the
+# pipeline calls them) and as two statements in a transaction otherwise: these tests run both ways.
+both_ways = pytest.mark.parametrize(
+    "ca_any",
+    [
+        pytest.param("in a transaction", marks=pytest.mark.django_db),
+        pytest.param("autocommit", marks=pytest.mark.django_db(transaction=True)),
+    ],
+    indirect=True,
+)
+
+
+@pytest.fixture
+def ca_any(request: pytest.FixtureRequest, ca_backend: str) -> HierarchyInitResult:
+    assert connection.in_atomic_block == (request.param == "in a transaction")
+    return ca_hierarchy_init()
 
 
 def _stored(pk: int) -> dict[str, object]:
@@ -127,3 +156,88 @@ def test_migration_turns_rows_reserved_by_earlier_versions_into_failed(ca: Hiera
     migration.reserved_to_failed(apps, None)
     stored = IssuedCertificate.objects.get(pk=record.pk)
     assert stored.status == "failed" and "before lint" in stored.failure_reason
+
+
+@both_ways
+def test_row_update_inserting_writes_both_rows_or_neither(ca_any: HierarchyInitResult) -> None:
+    record = _certificate(ca_any, "06" * 16)
+    row_insert(record)
+    response = _response(ca_any, record.serial)
+    written = row_update_inserting(
+        IssuedCertificate, pk=record.pk, where={"status": "linted"}, values={"status": "issued"}, insert=response
+    )
+    assert written["status"] == "issued" and "updated_at" in written
+    assert response.pk is not None and not response._state.adding
+    assert IssuedCertificate.objects.get(pk=record.pk).status == "issued"
+    assert OcspResponse.objects.filter(pk=response.pk, serial=record.serial, der=b"\x30\x03\x0a\x01\x00").exists()
+
+    # The update finds no row in the expected state: nothing is inserted.
+    again = _response(ca_any, "07" * 16)
+    assert not row_update_inserting(
+        IssuedCertificate, pk=record.pk, where={"status": "linted"}, values={"status": "failed"}, insert=again
+    )
+    assert again.pk is None and not OcspResponse.objects.filter(serial="07" * 16).exists()
+    assert IssuedCertificate.objects.get(pk=record.pk).status == "issued"
+
+    # The insert fails: the update is undone with it.
+    other = _certificate(ca_any, "08" * 16)
+    row_insert(other)
+    with pytest.raises(IntegrityError):
+        row_update_inserting(
+            IssuedCertificate,
+            pk=other.pk,
+            where={"status": "linted"},
+            values={"status": "issued"},
+            insert=_response(ca_any, record.serial),  # (serial, hash) taken
+        )
+    assert IssuedCertificate.objects.get(pk=other.pk).status == "linted"
+
+
+@both_ways
+def test_row_insert_unless_inserts_only_when_the_lookup_finds_nothing(ca_any: HierarchyInitResult) -> None:
+    table = IssuedCertificate._meta.db_table
+    lookup = Lookup(sql=f"SELECT profile FROM {table} WHERE serial = %s", params=("09" * 16,))  # noqa: S608
+    first = _certificate(ca_any, "09" * 16, profile="org-enc")
+    assert row_insert_unless(first, lookup=lookup) is None
+    assert first.pk is not None and IssuedCertificate.objects.filter(pk=first.pk, profile="org-enc").exists()
+
+    second = _certificate(ca_any, "0A" * 16)
+    assert row_insert_unless(second, lookup=lookup) == "org-enc"
+    assert second.pk is None and not IssuedCertificate.objects.filter(serial="0A" * 16).exists()
+
+
+@both_ways
+def test_the_key_check_finds_compromised_and_ca_keys(ca_any: HierarchyInitResult) -> None:
+    key = ec_key()
+    first = issue(csr_pem=make_csr(key))
+    record = IssuedCertificate.objects.get(serial=first.serial)
+
+    def found(spki_sha256: str) -> object:
+        probe = _certificate(ca_any, "0B" * 16)
+        result = row_insert_unless(probe, lookup=public_key_conflict(spki_sha256=spki_sha256, ca_profiles=CA_PROFILES))
+        IssuedCertificate.objects.filter(serial="0B" * 16).delete()
+        return result
+
+    assert found(record.spki_sha256) is None  # issued, not revoked: the key may be certified again
+    certificate_revoke(serial=first.serial, reason=RevocationReason.KEY_COMPROMISE)
+    assert found(record.spki_sha256) == "org-sign"
+    issuing = IssuedCertificate.objects.get(serial=ca_any.issuing.serial)
+    assert found(issuing.spki_sha256) in CA_PROFILES
+
+    records = IssuedCertificate.objects.count()
+    with pytest.raises(KeyRejected) as refused:
+        issue(csr_pem=make_csr(key))
+    assert refused.value.code == "key_compromised"
+    assert IssuedCertificate.objects.count() == records  # refused inside the record's INSERT: nothing written
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement writes are PostgreSQL's")
+def test_on_postgresql_issuance_makes_two_statements(live_ca: HierarchyInitResult) -> None:
+    issue()  # warm: signers and CA certificates are cached
+    with CaptureQueriesContext(connection) as queries:
+        issue()
+    sql = [q["sql"] for q in queries.captured_queries]
+    table, responses = IssuedCertificate._meta.db_table, OcspResponse._meta.db_table
+    assert len(sql) == 2, sql
+    assert sql[0].startswith("WITH found AS (SELECT profile") and f'INSERT INTO "{table}"' in sql[0]
+    assert sql[1].startswith(f'WITH updated AS (UPDATE "{table}"') and f'INSERT INTO "{responses}"' in sql[1]
