@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkilint import document, loader, pkix
 from pkilint.document import NodeVisitor
-from pkilint.pkix import certificate, crl, extension, name, ocsp
+from pkilint.pkix import certificate, crl, extension, general_name, name, ocsp
 from pkilint.validation import ValidationFindingSeverity, ValidatorContainer
 
 from certdesk.pki import conf
@@ -126,6 +126,31 @@ def _decode_der_remembered(substrate: Any, asn1Spec: Any = None, **options: Any)
 
 
 document.decode_der = _decode_der_remembered  # what pkilint.document.decode_substrate calls
+
+
+# pkilint checks URIs, domain names and e-mail addresses with the `validators` package, which builds a
+# function signature with `inspect` on every inner check that fails (a host name is tried as an IPv6
+# address first, …): about 0.1 ms per URL. The answer depends on nothing but the check and the string,
+# and a CA's certificates carry the same CRL, OCSP and CA-issuer URLs, so each is checked once.
+CHECK_MEMO_MAX_ENTRIES = 4096
+_checked: dict[tuple[Any, str], bool] = {}
+_pkilint_validators_predicate = general_name.validators_predicate
+
+
+def _validators_predicate_remembered(func: Any, value: Any) -> bool:
+    if CHECK_MEMO_MAX_ENTRIES <= 0 or not isinstance(value, str):
+        return bool(_pkilint_validators_predicate(func, value))
+    key = (func, value)
+    answer = _checked.get(key)
+    if answer is None:
+        answer = bool(_pkilint_validators_predicate(func, value))
+        if len(_checked) >= CHECK_MEMO_MAX_ENTRIES:
+            _checked.clear()
+        _checked[key] = answer
+    return answer
+
+
+general_name.validators_predicate = _validators_predicate_remembered  # what pkilint's URI, DNS, e-mail checks call
 
 
 def _certificate_validator() -> Any:

@@ -93,14 +93,16 @@ def _both(
     label: str,
 ) -> tuple[list[str], list[str]]:
     """Findings as pkilint gives them (no index, nothing remembered) and as we run it (index, remembered
-    decodes, cold and then warm); the second is returned once both runs of it agree."""
-    limit = lint.DECODE_MEMO_MAX_BYTES
+    decodes and checks, cold and then warm); the second is returned once both runs of it agree."""
+    limit, checks = lint.DECODE_MEMO_MAX_BYTES, lint.CHECK_MEMO_MAX_ENTRIES
     try:
         lint.DECODE_MEMO_MAX_BYTES = -1  # every value decoded afresh
+        lint.CHECK_MEMO_MAX_ENTRIES = 0  # every URI, DNS name, e-mail address checked afresh
         plain = [str(f) for f in run(doc_loader, new(indexed=False), der, label)]
     finally:
-        lint.DECODE_MEMO_MAX_BYTES = limit
+        lint.DECODE_MEMO_MAX_BYTES, lint.CHECK_MEMO_MAX_ENTRIES = limit, checks
     lint._decoded.clear()
+    lint._checked.clear()
     cold = [str(f) for f in run(doc_loader, new(indexed=True), der, label)]
     warm = [str(f) for f in run(doc_loader, new(indexed=True), der, label)]
     assert warm == cold
@@ -185,3 +187,30 @@ def test_a_value_that_fails_to_decode_is_reported_every_time() -> None:
         fatal = [str(f) for f in lint.lint_certificate(der) if f.severity == "FATAL"]
         assert any("itu.invalid_asn1_syntax" in f and "BasicConstraints" in f for f in fatal), fatal
     assert all(key[1] != b"\x05\x00" for key in lint._decoded)
+
+
+def test_each_url_is_checked_once(ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    pkilint_check = lint._pkilint_validators_predicate
+
+    def counting(func: Any, value: Any) -> bool:
+        checked.append(value)
+        return bool(pkilint_check(func, value))
+
+    monkeypatch.setattr(lint, "_pkilint_validators_predicate", counting)
+    lint._checked.clear()
+    first, second = issue(), issue()
+    assert lint.blocking(lint.lint_certificate(first.certificate_der)) == []
+    urls = list(checked)
+    assert any(url.endswith("/pki/ocsp/") for url in urls) and len(urls) == len(set(urls))
+    lint.lint_certificate(second.certificate_der)
+    assert checked == urls  # the same URLs in the next certificate: not checked again
+
+
+def test_a_bad_url_is_refused_every_time() -> None:
+    der = BROKEN["bad URIs and DNS names"]()
+    lint._checked.clear()
+    first = [str(f) for f in lint.lint_certificate(der)]
+    assert any("invalid_uri_syntax" in f for f in first)
+    assert [str(f) for f in lint.lint_certificate(der)] == first
+    assert False in lint._checked.values()
