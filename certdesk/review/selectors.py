@@ -3,12 +3,13 @@ from __future__ import annotations
 import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 from certdesk.core.validators import check_mobile, check_resident_id, check_uscc
 from certdesk.orders.models import Order, OrderStatus
+from certdesk.review.models import ReviewClaim
 
 # The columns a queue row shows; the rest of the order (the sealed ID numbers among it) is not read.
 _QUEUE_FIELDS = ("number", "business_type", "org_name", "submitted_at", "review_due_at")
@@ -16,11 +17,16 @@ _QUEUE_FIELDS = ("number", "business_type", "org_name", "submitted_at", "review_
 
 def review_queue(*, business_type: str = "") -> QuerySet[Order]:
     """Orders waiting for review, the most urgent first; `claimed_by` is the mobile of the reviewer
-    holding a claim on the order, None when there is no claim."""
+    holding a claim on the order, None when there is no claim.
+
+    `claimed_by` is a subquery, not a join: the paginator's COUNT(*) drops an unused annotation but
+    not the joins it made, and counting 16,600 waiting orders through two LEFT JOINs took 13 ms of a
+    30 ms page at 100,000 orders (bench/portal.py); the subquery runs for the 20 rows shown only."""
+    claimed_by = ReviewClaim.objects.filter(order=OuterRef("pk")).values("reviewer__mobile")[:1]
     orders = (
         Order.objects.filter(status=OrderStatus.SUBMITTED)
         .only(*_QUEUE_FIELDS)
-        .annotate(claimed_by=F("review_claim__reviewer__mobile"))
+        .annotate(claimed_by=Subquery(claimed_by))
         .order_by("review_due_at", "id")
     )
     if business_type:
