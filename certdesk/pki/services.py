@@ -66,7 +66,7 @@ from certdesk.pki.selectors import (
     public_key_conflict,
 )
 from certdesk.pki.serials import serial_hex, serial_normalise
-from certdesk.pki.signers import Signer, chain_pem, key_sha1, signer_for, signers_clear, spki_der
+from certdesk.pki.signers import Signer, chain_pem, key_sha1, signer_for, signers_clear, spki_sha256
 from certdesk.pki.types import (
     CertificateStatusInfo,
     CrlInfo,
@@ -428,8 +428,6 @@ def certificate_issue(*, request: IssuanceRequest) -> IssuedCertificateResult:
     """
     profile = profile_get(request.profile)
     public_key = _request_public_key(request)
-    public_der = spki_der(public_key)
-    spki_hash = hashlib.sha256(public_der).hexdigest()
     subject = organisation_subject(
         organisation_name=request.organisation_name,
         uscc=request.uscc,
@@ -494,7 +492,8 @@ def certificate_issue(*, request: IssuanceRequest) -> IssuedCertificateResult:
         reference=request.reference,
         publish=_publish_good(issuing, issuer_signer),
         refusal=Refusal(
-            lookup=public_key_conflict(spki_sha256=spki_hash, ca_profiles=CA_PROFILES), error=_key_conflict_error
+            lookup=public_key_conflict(spki_sha256=spki_sha256(public_key), ca_profiles=CA_PROFILES),
+            error=_key_conflict_error,
         ),
     )
     return IssuedCertificateResult(
