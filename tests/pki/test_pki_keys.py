@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import stat
 import threading
@@ -98,6 +99,9 @@ def test_pkcs11_key_signs_on_the_token_and_never_leaves_it(
         assert key.key_size == 2048
     with pytest.raises(UnsupportedAlgorithm):
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with pytest.raises(UnsupportedAlgorithm):
+        key.private_numbers()
+    assert copy.copy(key) is key and copy.deepcopy(key) is key  # a reference to the token's object
     # The token holds it as sensitive and non-extractable (our pool's login is token-wide, hence no PIN here).
     token = pkcs11.lib(SOFTHSM_MODULE).get_token(token_label=softhsm_token.label)
     with token.open() as session:

@@ -32,7 +32,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, Self
 
 import pkcs11
 from asn1crypto.core import OctetString
@@ -252,18 +252,37 @@ def _public_key_from_token(public: Any) -> ec.EllipticCurvePublicKey | rsa.RSAPu
     raise KeyBackendError(f"令牌上的密钥类型 {public.key_type} 不受支持。", code="key_unsupported")
 
 
-class _NotExportable:
-    def _refuse(self) -> Any:
-        raise UnsupportedAlgorithm("the private key lives on a PKCS#11 token and cannot be exported")
+class _TokenKey:
+    """What the token key classes share: which key on which pool, and that it never leaves the token."""
 
-
-class Pkcs11EllipticCurvePrivateKey(_NotExportable, ec.EllipticCurvePrivateKey):
-    """An EC key on a token, usable wherever `cryptography` expects an EC private key (signing only)."""
-
-    def __init__(self, *, pool: SessionPool, label: str, public_key: ec.EllipticCurvePublicKey) -> None:
+    def __init__(self, *, pool: SessionPool, label: str, public_key: Any) -> None:
         self._pool = pool
         self.label = label
         self._public_key = public_key
+
+    def _refuse(self) -> Any:
+        raise UnsupportedAlgorithm("the private key lives on a PKCS#11 token and cannot be exported")
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        return self._refuse()
+
+    # Nothing to copy: the key is a reference to the token's object.
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[Any, Any]) -> Self:
+        return self
+
+
+class Pkcs11EllipticCurvePrivateKey(_TokenKey, ec.EllipticCurvePrivateKey):
+    """An EC key on a token, usable wherever `cryptography` expects an EC private key (signing only)."""
+
+    _public_key: ec.EllipticCurvePublicKey
 
     def sign(self, data: Any, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
@@ -296,28 +315,11 @@ class Pkcs11EllipticCurvePrivateKey(_NotExportable, ec.EllipticCurvePrivateKey):
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         return self._refuse()
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        return self._refuse()
 
-    def __copy__(self) -> Pkcs11EllipticCurvePrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[Any, Any]) -> Pkcs11EllipticCurvePrivateKey:
-        return self
-
-
-class Pkcs11RSAPrivateKey(_NotExportable, rsa.RSAPrivateKey):
+class Pkcs11RSAPrivateKey(_TokenKey, rsa.RSAPrivateKey):
     """An RSA key on a token (PKCS#1 v1.5 signatures only: what X.509 signing here uses)."""
 
-    def __init__(self, *, pool: SessionPool, label: str, public_key: rsa.RSAPublicKey) -> None:
-        self._pool = pool
-        self.label = label
-        self._public_key = public_key
+    _public_key: rsa.RSAPublicKey
 
     def sign(
         self,
@@ -351,20 +353,6 @@ class Pkcs11RSAPrivateKey(_NotExportable, rsa.RSAPrivateKey):
 
     def private_numbers(self) -> rsa.RSAPrivateNumbers:
         return self._refuse()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        return self._refuse()
-
-    def __copy__(self) -> Pkcs11RSAPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[Any, Any]) -> Pkcs11RSAPrivateKey:
-        return self
 
 
 class Pkcs11KeyBackend(KeyBackend):
