@@ -548,7 +548,7 @@ def _ratio_rounds(cells: list[Cell], seconds: float, progress: Any) -> tuple[Tab
         + _plural(CORES)
         + ", each database's pipeline (the better of "
         + f"{CORES} and {2 * CORES} processes), lint + sign again; the ratio is to the mean of the two. Median ratio: "
-        + "; ".join(f"{db} {share * 100:.0f} %" for db, share in shares.items())
+        + "; ".join(f"{db} {share * 100:.1f} %" for db, share in shares.items())
         + "."
     ]
     return table, shares
@@ -655,7 +655,7 @@ def main() -> None:
                     "issuance pipeline vs its limit",
                     "≥ 50 % of lint + sign",
                     "; ".join(
-                        f"{db} P-256 key file: {share * 100:.0f} % (median of {RATIO_ROUNDS} interleaved rounds)"
+                        f"{db} P-256 key file: {share * 100:.1f} % (median of {RATIO_ROUNDS} interleaved rounds)"
                         for db, share in shares.items()
                     )
                     or "—",
