@@ -41,12 +41,17 @@ def _insert_statement(connection: Any, model: type[models.Model]) -> tuple[str, 
         quote = connection.ops.quote_name
         head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
         statement = _INSERTS[key] = (head, ", ".join(["%s"] * len(fields)), fields)
-    head, placeholders, fields = statement
-    return head, placeholders, fields
+    return statement
 
 
 def _insert_params(connection: Any, instance: models.Model, fields: tuple[models.Field, ...]) -> list[Any]:
     return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+
+
+def _one_statement(connection: Any) -> bool:
+    """Whether a combined write can be one statement: PostgreSQL, outside a transaction (where two
+    statements would cost BEGIN and COMMIT round trips besides their own)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 def _inserted(connection: Any, instance: models.Model, pk: Any) -> None:
@@ -87,7 +92,7 @@ def row_insert_unless(instance: models.Model, *, lookup: Lookup) -> Any:
     own: the record INSERT of issuance, with the public-key check. Elsewhere, the SELECT then the INSERT.
     """
     connection = transaction.get_connection()
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if not _one_statement(connection):
         with connection.cursor() as cursor:
             cursor.execute(lookup.sql, lookup.params)
             found = cursor.fetchone()
@@ -112,8 +117,9 @@ def row_insert_unless(instance: models.Model, *, lookup: Lookup) -> Any:
 
 
 def _update_statement(
-    connection: Any, model: type[models.Model], values: dict[str, Any], where: dict[str, Any]
-) -> tuple[str, tuple[models.Field, ...]]:
+    connection: Any, model: type[models.Model], *, pk: Any, values: dict[str, Any], where: dict[str, Any]
+) -> tuple[str, list[Any]]:
+    """The conditional UPDATE and its parameters (SET values, then the primary key, then `where`)."""
     key = (connection.vendor, model, (*values, "", *where))
     statement = _UPDATES.get(key)
     if statement is None:
@@ -125,7 +131,9 @@ def _update_statement(
         conditions = " AND ".join(f"{quote(f.column)} = %s" for f in (meta.pk, *where_fields))
         sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {conditions}"  # noqa: S608 - names from the model
         statement = _UPDATES[key] = (sql, (*set_fields, meta.pk, *where_fields))
-    return statement
+    sql, fields = statement
+    bound = [*values.values(), pk, *where.values()]
+    return sql, [field.get_db_prep_save(value, connection) for field, value in zip(fields, bound, strict=True)]
 
 
 def _stamped(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
@@ -141,9 +149,7 @@ def row_update(model: type[models.Model], *, pk: Any, where: dict[str, Any], val
     """
     connection = transaction.get_connection()
     values = _stamped(model, values)
-    sql, fields = _update_statement(connection, model, values, where)
-    bound = [*values.values(), pk, *where.values()]
-    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, bound, strict=True)]
+    sql, params = _update_statement(connection, model, pk=pk, values=values, where=where)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return values if cursor.rowcount == 1 else {}
@@ -160,22 +166,20 @@ def row_update_inserting(
     Returns the values written, or {} (and nothing inserted) when no row matched.
     """
     connection = transaction.get_connection()
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if not _one_statement(connection):
         with transaction.atomic():
             written = row_update(model, pk=pk, where=where, values=values)
             if written:
                 row_insert(insert)
             return written
     values = _stamped(model, values)
-    update_sql, update_fields = _update_statement(connection, model, values, where)
+    update_sql, params = _update_statement(connection, model, pk=pk, values=values, where=where)
     head, placeholders, insert_fields = _insert_statement(connection, type(insert))
     quote = connection.ops.quote_name
     sql = (
         f"WITH updated AS ({update_sql} RETURNING 1) {head} SELECT {placeholders} FROM updated "  # noqa: S608 - names from the models
         f"RETURNING {quote(type(insert)._meta.pk.column)}"
     )
-    bound = [*values.values(), pk, *where.values()]
-    params = [field.get_db_prep_save(value, connection) for field, value in zip(update_fields, bound, strict=True)]
     params += _insert_params(connection, insert, insert_fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
