@@ -71,10 +71,10 @@ def run_processes(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**env, "BENCH_BARRIER": "1" if len(commands) > 1 else ""},
+            env={**env, "BENCH_BARRIER": "1" if len(commands) > 1 else "", "BENCH_CHILD_INDEX": str(index)},
             cwd=ROOT,
         )
-        for args in commands
+        for index, args in enumerate(commands)
     ]
     out = []
     try:
@@ -85,10 +85,12 @@ def run_processes(
                 while proc.stdout.readline().strip() != b"ready":
                     if proc.poll() is not None or time.time() > deadline:
                         break
+            # "go" carries a start time a moment ahead, so children that work in shared time slots agree on them.
+            go = f"go {time.time() + 0.2:.6f}\n".encode()
             for proc in procs:
                 assert proc.stdin is not None
                 with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.write(b"go\n")
+                    proc.stdin.write(go)
                     proc.stdin.flush()
         for proc in procs:
             stdout, stderr = proc.communicate(timeout=timeout)
@@ -110,11 +112,20 @@ def child_main(children: dict[str, Callable[[Any], dict[str, Any]]], args: Any) 
     print(json.dumps(result))
 
 
-def barrier() -> None:
-    """In a child started with others: say "ready", wait for the parent's "go" (see `run_processes`)."""
+def barrier() -> float:
+    """In a child started with others: say "ready", wait for the parent's "go" (see `run_processes`).
+    Returns the common start time (`time.time()`) that "go" carries; alone, now."""
     if os.environ.get("BENCH_BARRIER"):
         print("ready", flush=True)
-        sys.stdin.readline()
+        words = sys.stdin.readline().split()
+        if len(words) == 2:
+            return float(words[1])
+    return time.time()
+
+
+def child_index() -> int:
+    """This child's place (0, 1, …) among the processes `run_processes` started together."""
+    return int(os.environ.get("BENCH_CHILD_INDEX", "0"))
 
 
 def peak_rss_self_mb() -> float:

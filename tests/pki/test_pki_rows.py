@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -18,6 +22,7 @@ from certdesk.pki.selectors import public_key_conflict
 from certdesk.pki.services import CA_PROFILES, HierarchyInitResult, ca_hierarchy_init, certificate_revoke
 from certdesk.pki.types import RevocationReason
 
+ROOT = Path(__file__).resolve().parents[2]
 STAMPS = {"id", "serial", "created_at", "updated_at"}
 
 
@@ -243,3 +248,47 @@ def test_on_postgresql_issuance_makes_two_statements(live_ca: HierarchyInitResul
     assert sql[0].startswith("WITH found AS (SELECT profile") and f'INSERT INTO "{table}"' in sql[0]
     assert sql[1].startswith(f'WITH updated AS (UPDATE "{table}"') and f'INSERT INTO "{responses}"' in sql[1]
     assert not [q for q in queries.captured_queries if "spki_sha256" in q["sql"] and q["sql"] not in sql]
+
+
+on_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@on_postgresql
+def test_on_postgresql_the_issuance_statements_are_prepared_once(live_ca: HierarchyInitResult) -> None:
+    for _ in range(3):
+        issue()
+    prepared = _prepared_statements()
+    # Parsed and planned once per connection, then only executed: one prepared statement for each write.
+    assert len([s for s in prepared if s.startswith("WITH found AS (SELECT profile")]) == 1, prepared
+    assert (
+        len([s for s in prepared if s.startswith(f'WITH updated AS (UPDATE "{IssuedCertificate._meta.db_table}"')]) == 1
+    )
+
+
+@on_postgresql
+def test_on_postgresql_nothing_is_prepared_when_prepared_statements_are_off(
+    live_ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)  # DATABASE_PREPARED_STATEMENTS=false
+    before = _prepared_statements()
+    serial = issue().serial
+    assert IssuedCertificate.objects.get(serial=serial).status == IssuedCertificate.Status.ISSUED
+    assert _prepared_statements() == before
+
+
+@pytest.mark.parametrize(("value", "threshold"), [(None, 5), ("false", None)])
+def test_database_prepared_statements_setting(value: str | None, threshold: int | None) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_PREPARED_STATEMENTS"}
+    env |= {"DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": "postgres://u@127.0.0.1:5432/x"}
+    if value is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = value
+    code = "from django.conf import settings as s; print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.stdout.strip() == str(threshold), result.stderr
