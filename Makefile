@@ -100,7 +100,7 @@ $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 	$(PY) -m pip install -q -r bench/requirements.txt
 	@touch $@
 
-bench: deps $(VENV)/.bench-installed
+bench: deps $(VENV)/.bench-installed $(VENV)/.prod-installed
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 # make run-prod-like: gunicorn + db_worker + scheduler with production settings on the local

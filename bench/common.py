@@ -329,6 +329,20 @@ def pg_database(admin_url: str, name: str, *, drop: bool = False) -> str:
     return f"{base}/{name}"
 
 
+def redis_database(url: str, *, drop: bool = False) -> str | None:
+    """Empty the Redis database at `url` (a benchmark's own) and return the URL; None when Redis does not
+    answer or the `redis` package (deploy/requirements-prod.txt) is missing."""
+    try:
+        import redis
+    except ImportError:
+        return None
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
+    except redis.RedisError:
+        return None
+    return None if drop else url
+
+
 # --------------------------------------------------------------------------- gunicorn
 
 
@@ -391,12 +405,16 @@ def gunicorn(
             stop(server)
 
 
+# deploy/systemd/certdesk-worker@.service: Nice=10 — a worker yields the CPU to the app server's requests.
+WORKER_NICE = 10
+
+
 @contextlib.contextmanager
 def db_worker(env: dict[str, str], *, settings_module: str = "config.settings") -> Iterator[subprocess.Popen[bytes]]:
-    """`manage.py db_worker` (django-tasks-db) on the benchmark database, stopped afterwards."""
+    """`manage.py db_worker` (django-tasks-db) on the benchmark database at the deployed niceness, stopped afterwards."""
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [PYTHON, "manage.py", "db_worker", "--interval", "0.2"],
+            ["nice", "-n", str(WORKER_NICE), PYTHON, "manage.py", "db_worker", "--interval", "0.2"],
             env={**os.environ, "PYTHONWARNINGS": "ignore", "DJANGO_SETTINGS_MODULE": settings_module, **env},
             stdout=subprocess.DEVNULL,
             stderr=log,

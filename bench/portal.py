@@ -54,6 +54,7 @@ from bench.common import (
     pg_database,
     progress_clock,
     raw_request,
+    redis_database,
     run_children,
 )
 
@@ -61,14 +62,21 @@ BENCH_CUSTOMERS = 50
 ORDERS_PER_BENCH_CUSTOMER = 20
 OTHER_CUSTOMERS = 5000
 REVIEWERS = 50
+# The bench's own Redis database (emptied before and after): the cache and cached sessions.
+BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 WORKER_TASKS = 5000  # enough to keep the worker busy through the whole load, the paced phase included
 PASSWORD = "Bench-Pass-2026"  # noqa: S105 - throwaway users in a throwaway database
 PAGES = ("order list", "order detail", "review queue")
 
 
-def production_env(work: Path, database_url: str, secret_key: str) -> dict[str, str]:
-    """The environment of every process of this benchmark: production settings, our database."""
+def production_env(work: Path, database_url: str, secret_key: str, cache_url: str | None) -> dict[str, str]:
+    """The environment of every process of this benchmark: production settings, our database, and, as
+    deploy/certdesk.env.example has it, the Redis cache with sessions read from it (when Redis answers)."""
+    cache = (
+        {"CACHE_URL": cache_url, "SESSION_ENGINE": "django.contrib.sessions.backends.cached_db"} if cache_url else {}
+    )
     return {
+        **cache,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "CERTDESK_PRODUCTION": "true",
         "CERTDESK_DEMO": "false",
@@ -463,7 +471,10 @@ def main() -> None:
     env: dict[str, str] = {}
     try:
         url = pg_database(admin, name)
-        env = production_env(work, url, secrets.token_urlsafe(50))
+        cache_url = redis_database(BENCH_REDIS)
+        env = production_env(work, url, secrets.token_urlsafe(50), cache_url)
+        if not cache_url:
+            progress(f"no Redis at {BENCH_REDIS} (or no redis package): sessions in PostgreSQL only")
 
         def child(kind: str, **kw: Any) -> dict[str, Any]:
             return run_children(__file__, kind, env=env, timeout=900, **kw)[0]
@@ -639,6 +650,7 @@ def main() -> None:
             progress(f"kept: database {name}, {work} (env.json has the environment)")
         else:
             pg_database(admin, name, drop=True)
+            redis_database(BENCH_REDIS, drop=True)
             shutil.rmtree(work, ignore_errors=True)
     report.seconds = time.time() - began
     report.print()

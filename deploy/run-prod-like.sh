@@ -130,7 +130,7 @@ NGXEOF
   nginx -c "$NGX/nginx.conf" -p "$NGX" & pids+=($!)
   echo "  TLS proxy (nginx): https://$HOST:$TLS_PORT/  (OCSP/CRL over http://$HOST:$HTTP_PORT/pki/)"
 fi
-"$PY" manage.py db_worker & pids+=($!)
+nice -n 10 "$PY" manage.py db_worker & pids+=($!)   # Nice=10 as deploy/systemd/certdesk-worker@.service
 "$PY" manage.py scheduler & pids+=($!)
 if [ -n "${PRODLIKE_EXIT_AFTER:-}" ]; then
   sleep "$PRODLIKE_EXIT_AFTER"
