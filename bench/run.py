@@ -51,11 +51,16 @@ FINDINGS = """\
   (the `validators` package built a signature with `inspect` on every failed inner check). What
   remains besides lint: CSR check, the OCSP pre-sign, two durable commits (~0.3 ms of server and
   kernel CPU each, measured alone) and, with two processes on two cores, the context switches of every
-  round trip: PostgreSQL costs ~1.5–2 ms a certificate more than SQLite in the same run.
+  round trip: PostgreSQL costs ~1.5–2 ms a certificate more than SQLite in the same run. Fifth session:
+  the two statements are prepared (server-side binding, parsed and planned once per connection; the
+  server's CPU per certificate 1.3 -> 0.7 ms), and the ratio to lint + sign is measured in alternating
+  one-second slots in the same processes: this VM's speed changes up to 2x within seconds, and limits
+  measured apart from the pipeline had made the same code read anywhere from 37 % to 86 %.
 - **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; Django's request
   cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. `config/wsgi.py` now
-  answers OCSP on a fast path (~50 µs in-process); under gunicorn most of what is left is gunicorn's
-  own HTTP handling.
+  answers OCSP on a fast path (~50 µs in-process; ~110 µs on the fifth session's slower machine, where
+  gunicorn's worker used ~1 ms of CPU per response in all): under gunicorn most of the cost is
+  gunicorn's own HTTP handling.
 - **CRL**: cryptography's builder needs one Python object per entry (and `add_revoked_certificate()`
   copies the list on each call). `certdesk/pki/crl.py` encodes the entries as DER while the rows stream
   in (a binary server-side cursor on PostgreSQL) and signs the digest once.
@@ -63,6 +68,11 @@ FINDINGS = """\
   (Django's `make_hashable(field.flatchoices)`), so each call translated every label; list pages now
   use a cached label filter. The sealed ID numbers were decrypted for every row of lists that do not
   show them; the customer order list is paginated; staff permission checks are cached per request.
+  Fifth session: the benchmark runs as deploy/certdesk.env.example does (sessions read from Redis: one
+  query fewer a page) and the task worker at the unit's `Nice=10`. Still, on a machine where a page
+  costs 15–20 ms of CPU (10.5 ms in the third session) the paced p99 is several hundred ms with the
+  worker busy and ~160 ms without it: the pages' CPU (ORM query compilation, template rendering) is the
+  next thing to cut.
 - **Uploads**: re-encoding a PNG at zlib's default level dominated PNG validation (~30× the decode);
   level 3 now.
 """
