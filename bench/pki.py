@@ -738,7 +738,17 @@ def main() -> None:
             table = Table(
                 f"OCSP over HTTP: gunicorn {workers} workers × {args.threads} threads (deploy/gunicorn.conf.py),"
                 " closed-loop keep-alive clients on loopback, SHA-1 CertIDs, no nonce",
-                ["database", "clients", "responses/s", "p50", "p99", "failed", "server CPU/response", "app server RSS"],
+                [
+                    "database",
+                    "clients",
+                    "responses/s",
+                    "p50",
+                    "p99",
+                    "failed",
+                    "server CPU/response",
+                    "load generator CPU/response",
+                    "app server RSS",
+                ],
             )
             main_db = "PostgreSQL" if pg_admin else "SQLite"
             plan = [
@@ -769,6 +779,7 @@ def main() -> None:
                         f"{r['p99']:.1f} ms",
                         r["failures"],
                         f"{r['server_us']:.0f} µs",
+                        f"{r['client_us']:.0f} µs",
                         memory_note(r["memory"]),
                     )
                 progress(f"OCSP over HTTP measured: {db_label}")
