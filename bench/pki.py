@@ -244,12 +244,14 @@ def child_pipeline(work: Path, database_url: str, seconds: float) -> dict[str, A
 
 
 # The interleaved ratio's slots: lint + sign on one process per core, the pipeline on one and on two per core.
-SLOT_SECONDS = 1.0
+# Half-second slots: at the default length each mode gets five slots a round. An operation counts for the slot it
+# started in; the part of it that runs into the next slot (~1 % of a slot) is about the same for every mode.
+SLOT_SECONDS = 0.5
 SLOT_MODES = (("lint+sign", CORES), ("pipeline", CORES), ("pipeline", 2 * CORES))
 
 
 def child_interleaved(work: Path, database_url: str, seconds: float) -> dict[str, Any]:
-    """Lint + sign and the pipeline in turns of one-second slots, all processes in step (SLOT_MODES): both
+    """Lint + sign and the pipeline in turns of short slots (SLOT_SECONDS), all processes in step (SLOT_MODES): both
     see the same spells of a shared VM's speed, so their ratio holds when the machine's speed does not.
     Process i works in a slot when i < that mode's process count, and sleeps through it otherwise; an
     operation counts for the slot it started in. Returns the count per mode and the seconds of each."""
@@ -565,7 +567,7 @@ PEER_ROUNDS = 3
 
 
 def _ratio_rounds(cells: list[Cell], seconds: float, progress: Any) -> tuple[Table, dict[str, float]]:
-    """The pipeline's share of its limit, with the two measured in turns of one-second slots.
+    """The pipeline's share of its limit, with the two measured in turns of half-second slots.
 
     On a shared VM the speed drifts by 10–50 % within seconds (a plain CPU loop here varies 2× between
     runs a second apart), so a limit measured at the start and a pipeline measured minutes, or even
@@ -575,7 +577,7 @@ def _ratio_rounds(cells: list[Cell], seconds: float, progress: Any) -> tuple[Tab
     median of the rounds. P-256 with the key file, as the target says.
     """
     table = Table(
-        f"Pipeline vs lint + sign, in alternating one-second slots ({RATIO_ROUNDS} rounds; P-256, key file)",
+        f"Pipeline vs lint + sign, in alternating {SLOT_SECONDS:g}-second slots ({RATIO_ROUNDS} rounds; P-256, key file)",
         [
             "round",
             "database",

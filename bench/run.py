@@ -54,7 +54,7 @@ FINDINGS = """\
   round trip: PostgreSQL costs ~1.5–2 ms a certificate more than SQLite in the same run. Fifth session:
   the two statements are prepared (server-side binding, parsed and planned once per connection; the
   server's CPU per certificate 1.3 -> 0.7 ms), and the ratio to lint + sign is measured in alternating
-  one-second slots in the same processes: this VM's speed changes up to 2x within seconds, and limits
+  half-second slots in the same processes: this VM's speed changes up to 2x within seconds, and limits
   measured apart from the pipeline had made the same code read anywhere from 37 % to 86 %.
 - **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; Django's request
   cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. `config/wsgi.py` now
