@@ -103,8 +103,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    # Lets the issuance writes prepare their statements (certdesk.pki.rows); Django's own cursors bind
-    # client-side and never prepare. Off (false) behind a pooler that cannot keep prepared statements.
+    # Lets the issuance writes prepare their statements (certdesk.pki.rows, which asks for it on every
+    # execution, so the threshold's value does not matter); Django's own cursors bind client-side and
+    # never prepare. Off (false) behind a pooler that cannot keep prepared statements.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "prepare_threshold", 5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
     )

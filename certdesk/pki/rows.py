@@ -4,11 +4,11 @@ Why: issuance writes three rows per certificate (the record, its store, the pre-
 and for such a write the ORM's query building costs as much as the statement (on SQLite: `create()`
 ~0.31 ms, this ~0.22 ms, the bare statement ~0.10 ms; an UPDATE ~0.35 against ~0.12 ms). On PostgreSQL
 each round trip also costs the server and the kernel, so `row_insert_unless` and `row_update_inserting`
-make a check-and-insert and an update-and-insert one statement each, and the statements are prepared
-(`_cursor`): the server parses and plans each once per connection, not per certificate. Names come from the model and
-values go through the model fields' own preparation (`pre_save`, `get_db_prep_save`), as the ORM's
-insert and update compilers do; each statement is built once per (database vendor, model, field
-names). Not a general ORM: no expressions, no signals, only what the pipeline needs."""
+make a check-and-insert and an update-and-insert one statement each, and prepares them (`_cursor`):
+the server parses and plans each once per connection, not once per certificate. Names come from the
+model and values go through the model fields' own preparation (`pre_save`, `get_db_prep_save`), as
+the ORM's insert and update compilers do; each statement is built once per (database vendor, model,
+field names). Not a general ORM: no expressions, no signals, only what the pipeline needs."""
 
 from __future__ import annotations
 
@@ -57,12 +57,11 @@ def _one_statement(connection: Any) -> bool:
 
 
 def _cursor(connection: Any) -> Any:
-    """A cursor for these statements: Django's, except on PostgreSQL, where it binds the values
-    server-side and prepares each statement on first use. The same few statements run for every
-    certificate, and parsing and planning them was about half the server's CPU for an issuance's two
-    writes (measured: 1.3 → 0.7 ms). Django's own cursors bind client-side and never prepare (its
-    default, kept for the rest of the project: SQL the ORM cannot prepare). Django's cursor too when the
-    connection prepares nothing (DATABASE_PREPARED_STATEMENTS=false, for a pooler that cannot keep them)."""
+    """A cursor for these statements. On PostgreSQL it binds the values server-side and prepares each
+    statement on first use: the same few statements run for every certificate, and parsing and
+    planning them was about half the server's CPU for an issuance's two writes (1.3 → 0.7 ms). Django's
+    own cursors bind client-side and never prepare; they serve everything else, SQLite, and a
+    connection that prepares nothing (DATABASE_PREPARED_STATEMENTS=false, for a pooler that cannot)."""
     if connection.vendor != "postgresql":
         return connection.cursor()
     connection.close_if_health_check_failed()
