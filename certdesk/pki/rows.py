@@ -60,14 +60,13 @@ def _cursor(connection: Any) -> Any:
     """A cursor for these statements. On PostgreSQL it binds the values server-side and prepares each
     statement on first use: the same few statements run for every certificate, and parsing and
     planning them was about half the server's CPU for an issuance's two writes (1.3 → 0.7 ms). Django's
-    own cursors bind client-side and never prepare; they serve everything else, SQLite, and a
-    connection that prepares nothing (DATABASE_PREPARED_STATEMENTS=false, for a pooler that cannot)."""
+    own cursors bind client-side and never prepare; they serve everything else, and SQLite. psycopg
+    prepares nothing on a connection whose `prepare_threshold` is None (DATABASE_PREPARED_STATEMENTS=false,
+    for a pooler that cannot keep prepared statements)."""
     if connection.vendor != "postgresql":
         return connection.cursor()
     connection.close_if_health_check_failed()
     connection.ensure_connection()
-    if connection.connection.prepare_threshold is None:
-        return connection.cursor()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(_prepared_cursor_class()(connection.connection))
 
