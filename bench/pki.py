@@ -589,7 +589,6 @@ def _ratio_rounds(cells: list[Cell], seconds: float, progress: Any) -> tuple[Tab
     )
     pipeline_cells = [c for c in cells if (c.algorithm, c.backend) == ("ec-p256", "file")]
     ratios: dict[str, list[float]] = {c.db_label: [] for c in pipeline_cells}
-    modes = [f"{what}/{n}" for what, n in SLOT_MODES]
     for round_number in range(1, RATIO_ROUNDS + 1):
         for cell in pipeline_cells:
             results = run_children(
@@ -600,17 +599,18 @@ def _ratio_rounds(cells: list[Cell], seconds: float, progress: Any) -> tuple[Tab
                 db=cell.url,
                 seconds=seconds * len(SLOT_MODES),
             )
-            seconds_each = results[0]["seconds_each"]
-            rates = {mode: sum(r["counts"][i] for r in results) / seconds_each for i, mode in enumerate(modes)}
-            limit = rates[f"lint+sign/{CORES}"]
-            pipeline = max(rates[f"pipeline/{CORES}"], rates[f"pipeline/{2 * CORES}"])
+            # In SLOT_MODES' order: lint + sign, the pipeline on one and on two processes per core.
+            limit, on_cores, on_twice = (
+                sum(r["counts"][mode] for r in results) / results[0]["seconds_each"] for mode in range(len(SLOT_MODES))
+            )
+            pipeline = max(on_cores, on_twice)
             ratios[cell.db_label].append(pipeline / limit)
             table.add(
                 round_number,
                 cell.db_label,
                 f"{limit:,.0f}/s",
-                f"{rates[f'pipeline/{CORES}']:,.0f}/s",
-                f"{rates[f'pipeline/{2 * CORES}']:,.0f}/s",
+                f"{on_cores:,.0f}/s",
+                f"{on_twice:,.0f}/s",
                 f"{pipeline / limit * 100:.1f}%",
             )
         progress(f"ratio round {round_number} measured")

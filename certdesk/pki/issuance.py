@@ -25,7 +25,6 @@ then the store.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from certdesk.pki.keys import CaPrivateKey, CaPublicKey, signature_hash
 from certdesk.pki.models import CertificateAuthority, IssuedCertificate
 from certdesk.pki.rows import Lookup, row_insert, row_insert_unless, row_update, row_update_inserting
 from certdesk.pki.serials import serial_hex, serial_new
-from certdesk.pki.signers import spki_der
+from certdesk.pki.signers import spki_der, spki_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def _record(
     issuer: CertificateAuthority,
     profile: str,
     subject: Subject,
-    public_der: bytes,
+    public_key: CaPublicKey,
     serial: int,
     precertificate_der: bytes,
     findings: list[str],
@@ -101,8 +100,9 @@ def _record(
         subject=subject.name.rfc4514_string(),
         organisation_name=subject.organisation_name,
         uscc=subject.uscc,
-        public_key_der=public_der,
-        spki_sha256=hashlib.sha256(public_der).hexdigest(),
+        public_key_der=spki_der(public_key),
+        # The helper the key check's lookup hashes with (services.certificate_issue): the two must agree.
+        spki_sha256=spki_sha256(public_key),
         precertificate_der=precertificate_der,
         lint_findings=findings,
         failure_reason=lint_refusal,
@@ -171,7 +171,6 @@ def issue(
     `publish(record, certificate)` returns a row to insert with the store (or None)."""
     _refuse_callers_transaction()
     lint_key = lint.lint_signing_key(signing_key)
-    public_der = spki_der(public_key)
     for _attempt in range(5):
         serial = serial_new()
         builder = make_builder(serial)
@@ -183,7 +182,7 @@ def issue(
             issuer=issuer,
             profile=profile,
             subject=subject,
-            public_der=public_der,
+            public_key=public_key,
             serial=serial,
             precertificate_der=precertificate_der,
             findings=[str(f) for f in findings],
