@@ -355,11 +355,13 @@ def gunicorn(
     threads: int,
     config: Path | None = None,
     extra: Sequence[str] = (),
+    worker_class: str | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """Start gunicorn on a free loopback port, wait until it accepts connections, stop it afterwards.
 
     `config` is a gunicorn config file (deploy/gunicorn.conf.py); the command
-    line given here (bind, workers, threads) overrides it.
+    line given here (bind, workers, threads) overrides it. `worker_class`
+    (e.g. uvicorn's, for an ASGI app) replaces the threaded or sync worker.
     """
     port = free_port()
     args = [str(Path(PYTHON).parent / "gunicorn"), "--chdir", str(ROOT)]
@@ -371,7 +373,7 @@ def gunicorn(
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread" if threads else "sync",  # --threads 0: sync workers, one request per connection
+        worker_class or ("gthread" if threads else "sync"),  # --threads 0: sync workers, one request per connection
         "--threads",
         str(max(threads, 1)),
         "--keep-alive",

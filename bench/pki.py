@@ -92,22 +92,27 @@ def _django(work: Path, database_url: str) -> None:
     django.setup()
 
 
-def wsgi_app() -> Any:
-    """gunicorn entry point (`bench.pki:wsgi_app()`): the project's WSGI app, as config/wsgi.py builds it
-    (the OCSP fast path in front of Django), on the bench database."""
-    app = django_app()
-    from certdesk.pki.wsgi import ocsp_fast_path
+def ocsp_service() -> Any:
+    """gunicorn entry point (`bench.pki:ocsp_service()`, uvicorn worker): the OCSP service's ASGI app,
+    as config/ocsp.py builds it, on the bench database."""
+    _django(Path(os.environ["BENCH_PKI_WORK"]), os.environ["DATABASE_URL"])
+    from certdesk.pki.asgi import ocsp_application
 
-    return ocsp_fast_path(app)
+    return ocsp_application()
 
 
 def django_app() -> Any:
-    """The baseline (`bench.pki:django_app()`): every OCSP request through Django's URL resolver and
-    middleware stack, as before the fast path."""
+    """The baseline (`bench.pki:django_app()`, threaded worker): the portal's WSGI app, as config/wsgi.py
+    builds it; every OCSP request through Django's URL resolver and middleware stack."""
     _django(Path(os.environ["BENCH_PKI_WORK"]), os.environ["DATABASE_URL"])
     from django.core.wsgi import get_wsgi_application
 
     return get_wsgi_application()
+
+
+# The OCSP service's worker (docs/deployment.md); the portal's app servers run gunicorn's threaded worker.
+OCSP_SERVICE = ("bench.pki:ocsp_service()", "uvicorn_worker.UvicornWorker")
+PORTAL_APP = ("bench.pki:django_app()", None)
 
 
 def _csrs(n: int) -> list[str]:
@@ -470,7 +475,7 @@ def _ocsp_http(
     clients: list[int],
     seconds: float,
     memory_cache: bool = True,
-    app: str = "bench.pki:wsgi_app()",
+    app: tuple[str, str | None] = OCSP_SERVICE,
 ) -> list[dict[str, Any]]:
     """gunicorn on the cell's database; closed-loop keep-alive clients POSTing OCSP requests round-robin."""
     ders = [bytes.fromhex(h) for h in _child("ocsp-requests", cell, serials=",".join(cell.serials))["requests"]]
@@ -481,7 +486,8 @@ def _ocsp_http(
         env["SOFTHSM2_CONF"] = str(cell.work / "softhsm2.conf")
     results = []
     with gunicorn(
-        app,
+        app[0],
+        worker_class=app[1],
         env=env,
         workers=workers,
         threads=threads,
@@ -738,8 +744,8 @@ def main() -> None:
         if "ocsp" in parts:
             workers = args.workers or CORES
             table = Table(
-                f"OCSP over HTTP: gunicorn {workers} workers × {args.threads} threads (deploy/gunicorn.conf.py),"
-                " closed-loop keep-alive clients on loopback, SHA-1 CertIDs, no nonce",
+                f"OCSP over HTTP: the OCSP service (config/ocsp.py), gunicorn {workers} workers, uvicorn worker"
+                " (deploy/gunicorn.conf.py), closed-loop keep-alive clients on loopback, SHA-1 CertIDs, no nonce",
                 [
                     "database",
                     "clients",
@@ -754,12 +760,12 @@ def main() -> None:
             )
             main_db = "PostgreSQL" if pg_admin else "SQLite"
             plan = [
-                (main_db, list(OCSP_CLIENTS), True, "bench.pki:wsgi_app()"),
-                (f"{main_db}, no memory cache", [32], False, "bench.pki:wsgi_app()"),
-                (f"{main_db}, baseline: through Django's middleware", [32], True, "bench.pki:django_app()"),
+                (main_db, list(OCSP_CLIENTS), True, OCSP_SERVICE),
+                (f"{main_db}, no memory cache", [32], False, OCSP_SERVICE),
+                (f"{main_db}, baseline: the portal's app server", [32], True, PORTAL_APP),
             ]
             if pg_admin:
-                plan.append(("SQLite", [32], True, "bench.pki:wsgi_app()"))
+                plan.append(("SQLite", [32], True, OCSP_SERVICE))
             for db_label, clients, memory_cache, app in plan:
                 ocsp_cell = _cell(cells, db_label.split(",")[0])
                 assert ocsp_cell is not None
@@ -790,9 +796,10 @@ def main() -> None:
                 " clients ÷ throughput (Little's law): at 128 clients p99 ≤ 50 ms would need > 2,560 responses/s.",
                 "No memory cache: PKI_OCSP_MEMORY_CACHE=False, the setting for app servers on several hosts that"
                 " share no PKI_STATE_DIR — every answer is one indexed read of the pre-signed response.",
-                "The app is config/wsgi.py's: OCSP requests take the fast path (certdesk/pki/wsgi.py), the same"
-                " answer without URL resolution and the middleware stack. Baseline: the same server with every"
-                " request through Django's request cycle, as before the fast path.",
+                "The OCSP service: certdesk/pki/asgi.py under gunicorn's uvicorn worker (HTTP parsed in C, an event"
+                " loop), the views' answer functions in a pool of PKI_OCSP_SERVICE_THREADS threads. Baseline: the"
+                f" portal's app server (config/wsgi.py, threaded worker, {args.threads} threads) answering the same"
+                " requests through Django's URL resolver, middleware and views.",
             ]
             report.tables.append(table)
             at = {r["clients"]: r for r in ocsp_results if r["db"] == main_db}

@@ -57,10 +57,12 @@ FINDINGS = """\
   half-second slots in the same processes: this VM's speed changes up to 2x within seconds, and limits
   measured apart from the pipeline had made the same code read anywhere from 37 % to 86 %.
 - **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; Django's request
-  cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. `config/wsgi.py` now
-  answers OCSP on a fast path (~50 µs in-process; ~110 µs on the fifth session's slower machine, where
-  gunicorn's worker used ~1 ms of CPU per response in all): under gunicorn most of the cost is
-  gunicorn's own HTTP handling.
+  cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. A WSGI fast path past
+  Django (~50–110 µs in-process) still left gunicorn's threaded worker at 0.55–1 ms of CPU a response:
+  py-spy showed its HTTP handling in Python (request parsing, the keep-alive poller, the thread
+  hand-off, the access log's lock) as most of it. Sixth session: OCSP is its own service
+  (`config/ocsp.py`, an ASGI app under gunicorn's uvicorn worker: HTTP parsed in C on an event loop,
+  the answer in a small thread pool): ~0.2–0.3 ms of server CPU a response.
 - **CRL**: cryptography's builder needs one Python object per entry (and `add_revoked_certificate()`
   copies the list on each call). `certdesk/pki/crl.py` encodes the entries as DER while the rows stream
   in (a binary server-side cursor on PostgreSQL) and signs the digest once.

@@ -311,6 +311,7 @@ for _name, _cast in [
     ("PKI_OCSP_SIGNER_RENEW_BEFORE_DAYS", "float"),
     ("PKI_OCSP_MEMORY_CACHE", "bool"),
     ("PKI_OCSP_MEMORY_CACHE_ENTRIES", "int"),
+    ("PKI_OCSP_SERVICE_THREADS", "int"),
     ("PKI_STATE_DIR", "path"),
     ("PKI_REFRESH_INTERVAL_MINUTES", "float"),
     # Payments (certdesk/payments/conf.py).

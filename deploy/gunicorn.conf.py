@@ -24,7 +24,8 @@ bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
 # Request handling is CPU-bound Python (templates, ORM, signatures): one process per core serves
 # most; threads hide database and disk waits. bench/portal.py measured 2 × 4 on 2 cores.
 workers = _int("GUNICORN_WORKERS", multiprocessing.cpu_count())
-worker_class = "gthread"
+# The OCSP service (config/ocsp.py, an ASGI app) runs GUNICORN_WORKER_CLASS=uvicorn_worker.UvicornWorker.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = _int("GUNICORN_THREADS", 4)
 # A restarted worker returns whatever memory fragmentation took (PDF rendering, image uploads).
 max_requests = _int("GUNICORN_MAX_REQUESTS", 100_000)
@@ -46,7 +47,7 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "false").lower() in ("1", "true
 proc_name = "certdesk-web"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 errorlog = "-"
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")  # "-" is stdout (journald under systemd)
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # "-" is stdout (journald under systemd); "" is none
 access_log_format = '%({x-forwarded-for}i)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s %(L)ss "%(f)s" "%(a)s"'
 limit_request_line = 8190
 limit_request_fields = 100

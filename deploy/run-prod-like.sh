@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run-prod-like`: the production layout on one machine (docs/deployment.md, "Rehearsal").
 #
-# gunicorn (deploy/gunicorn.conf.py) + `manage.py db_worker` + `manage.py scheduler`, with
+# gunicorn (deploy/gunicorn.conf.py: the portal on PORT, the OCSP service on PORT+1) + `manage.py db_worker`
+# + `manage.py scheduler`, with
 # CERTDESK_PRODUCTION=true, on the local PostgreSQL (database certdesk_prodlike, created if missing,
 # migrated) and Redis (cache and cached sessions), CA keys on a SoftHSM token (PKI_KEY_BACKEND=pkcs11),
 # collected static files served by whitenoise (CompressedManifestStaticFilesStorage).
@@ -42,7 +43,7 @@ export SECRET_KEY; SECRET_KEY=$(secret secret_key 50)
 export ALLOWED_HOSTS="$HOST,localhost"
 export CSRF_TRUSTED_ORIGINS="http://$HOST:$PORT,http://localhost:$PORT"
 export SITE_URL="http://$HOST:$PORT"
-TLS_PORT=$((PORT + 443)); HTTP_PORT=$((PORT + 80))
+TLS_PORT=$((PORT + 443)); HTTP_PORT=$((PORT + 80)); OCSP_PORT=$((PORT + 1))
 if [ -n "${PRODLIKE_TLS:-}" ]; then
   command -v nginx > /dev/null || { echo "PRODLIKE_TLS=1 needs nginx: apt-get install nginx-light"; exit 1; }
   export SECURE_SSL_REDIRECT=true SECURE_REDIRECT_EXEMPT='^pki/'
@@ -93,12 +94,16 @@ if [ -n "${PRODLIKE_ONLY_CHECK:-}" ]; then exit 0; fi
 
 echo ""
 echo "  certdesk (production settings) on http://$HOST:$PORT/  — PostgreSQL $DB, Redis $REDIS, CA keys: $PKI_KEY_BACKEND"
-echo "  gunicorn + db_worker + scheduler; Ctrl-C stops all three"
+echo "  gunicorn (portal and OCSP service) + db_worker + scheduler; Ctrl-C stops them all"
 echo ""
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done; wait 2> /dev/null || true; }
 trap cleanup EXIT INT TERM
 .venv/bin/gunicorn --config deploy/gunicorn.conf.py & pids+=($!)
+# The OCSP service, as deploy/systemd/certdesk-ocsp.service starts it.
+GUNICORN_BIND="$HOST:$OCSP_PORT" GUNICORN_APP=config.ocsp:application GUNICORN_WORKER_CLASS=uvicorn_worker.UvicornWorker \
+  GUNICORN_ACCESS_LOG="" .venv/bin/gunicorn --config deploy/gunicorn.conf.py & pids+=($!)
+echo "  OCSP service: http://$HOST:$OCSP_PORT/pki/ocsp/"
 if [ -n "${PRODLIKE_TLS:-}" ]; then
   # deploy/nginx/certdesk.conf with local ports, a self-signed certificate and this checkout's paths.
   NGX="$PWD/$STATE/nginx"; mkdir -p "$NGX"
@@ -109,6 +114,7 @@ if [ -n "${PRODLIKE_TLS:-}" ]; then
       -e "s#listen 80;#listen $HOST:$HTTP_PORT;#; s#listen \[::\]:80;##" \
       -e "s#listen 443 ssl http2;#listen $HOST:$TLS_PORT ssl http2;#; s#listen \[::\]:443 ssl http2;##" \
       -e "s#server 10.0.1.11:8000 #server $HOST:$PORT #; s#.*server 10.0.1.12:8000.*##" \
+      -e "s#server 10.0.1.11:8001 #server $HOST:$OCSP_PORT #; s#.*server 10.0.1.12:8001.*##" \
       -e "s#server_name cert.example.cn;#server_name $HOST localhost;#" \
       -e "s#return 301 https://\$host\$request_uri;#return 301 https://\$host:$TLS_PORT\$request_uri;#" \
       -e "s#ssl_stapling on;#ssl_stapling off;#; s#ssl_stapling_verify on;##" \

@@ -123,6 +123,11 @@ def ocsp_memory_cache_entries() -> int:
     return int(_get("PKI_OCSP_MEMORY_CACHE_ENTRIES", 50000))
 
 
+def ocsp_service_threads() -> int:
+    """Threads per OCSP service process (certdesk/pki/asgi.py) that answer, each with its own database connection."""
+    return int(_get("PKI_OCSP_SERVICE_THREADS", 4))
+
+
 def lint_fail_severity() -> str:
     """`ERROR` refuses on FATAL and ERROR findings; `WARNING` on warnings too."""
     return str(_get("PKI_LINT_FAIL_SEVERITY", "ERROR")).upper()

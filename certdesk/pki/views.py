@@ -63,7 +63,7 @@ def crl(request: HttpRequest, role: str) -> HttpResponse:
     )
 
 
-# The OCSP answers are plain functions of the request so the WSGI fast path (certdesk.pki.wsgi) gives
+# The OCSP answers are plain functions of the request so the OCSP service (certdesk.pki.asgi) gives
 # byte-for-byte the same answer as these views without Django's URL resolver and middleware.
 
 

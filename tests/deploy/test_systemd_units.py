@@ -1,9 +1,15 @@
-"""The shipped systemd units and the one-machine rehearsal: background work yields to requests."""
+"""The shipped systemd units and the one-machine rehearsal: background work yields to requests, and the
+OCSP service runs where nginx sends OCSP requests."""
 
 from __future__ import annotations
 
 import configparser
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+from gunicorn.util import load_class
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -26,3 +32,51 @@ def test_the_rehearsal_and_the_benchmark_start_the_worker_as_the_unit_does() -> 
     assert f'nice -n {nice} "$PY" manage.py db_worker' in (DEPLOY / "run-prod-like.sh").read_text()
     common = (DEPLOY.parent / "bench" / "common.py").read_text()
     assert f"WORKER_NICE = {nice}\n" in common
+
+
+def _environment(name: str) -> dict[str, str]:
+    """A unit's Environment= lines (configparser would keep only the last of the repeated key)."""
+    text = (DEPLOY / "systemd" / name).read_text()
+    pairs = [line.removeprefix("Environment=").split("=", 1) for line in text.splitlines()]
+    return {pair[0]: pair[1] for pair in pairs if len(pair) == 2 and not pair[0].startswith(("#", "["))}
+
+
+def test_the_ocsp_service_runs_the_asgi_app_where_nginx_sends_ocsp() -> None:
+    env = _environment("certdesk-ocsp.service")
+    assert env["GUNICORN_APP"] == "config.ocsp:application"
+    assert env["GUNICORN_WORKER_CLASS"] == "uvicorn_worker.UvicornWorker"
+    assert env["GUNICORN_ACCESS_LOG"] == ""
+    nginx = (DEPLOY / "nginx" / "certdesk.conf").read_text()
+    upstream = nginx.split("upstream certdesk_ocsp {", 1)[1].split("}", 1)[0]
+    assert f"server {env['GUNICORN_BIND']} " in upstream
+    location = nginx.split("location /pki/ocsp/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_pass http://certdesk_ocsp;" in location
+    rehearsal = (DEPLOY / "run-prod-like.sh").read_text()
+    for name in ("GUNICORN_APP", "GUNICORN_WORKER_CLASS"):
+        assert f"{name}={env[name]}" in rehearsal
+    assert 'GUNICORN_ACCESS_LOG=""' in rehearsal
+
+
+def test_gunicorn_loads_the_ocsp_service_with_the_units_settings(tmp_path: Path) -> None:
+    env = _environment("certdesk-ocsp.service")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py", "--print-config"],
+        cwd=DEPLOY.parent,
+        env={
+            **os.environ,
+            **{k: v for k, v in env.items() if k.startswith("GUNICORN_") and k != "GUNICORN_BIND"},
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    config = dict(
+        (name.strip(), value.strip()) for name, _, value in (line.partition("=") for line in result.stdout.splitlines())
+    )
+    assert config["wsgi_app"] == "config.ocsp:application"
+    assert config["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert config["accesslog"] == "None"  # an empty GUNICORN_ACCESS_LOG: no access log at all
+    assert load_class(config["worker_class"]).__name__ == "UvicornWorker"
