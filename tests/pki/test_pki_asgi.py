@@ -9,7 +9,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
@@ -27,6 +28,13 @@ from certdesk.pki import responder
 from certdesk.pki.asgi import AsgiApp, ocsp_application
 from certdesk.pki.services import HierarchyInitResult, certificate_revoke
 from certdesk.pki.types import RevocationReason
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run in a thread of its own: a browser test's Playwright may own this thread's event loop."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, coroutine).result()
+
 
 # Headers that depend on Django's request cycle, not on the answer.
 CYCLE_ONLY = {"content-language", "vary"}
@@ -82,7 +90,7 @@ def _service(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    _run(app(scope, receive, send))
     start, body_message = sent
     return Answer(
         start["status"], [(k.decode(), v.decode()) for k, v in start["headers"]], body_message.get("body", b"")
@@ -99,7 +107,7 @@ def _stop(app: AsgiApp) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app({"type": "lifespan"}, receive, send))
+    _run(app({"type": "lifespan"}, receive, send))
     assert sent == [{"type": "lifespan.shutdown.complete"}]
 
 
