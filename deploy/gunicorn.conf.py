@@ -44,7 +44,7 @@ worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/dev/shm" if os.path
 # Loading the app before forking shares its memory between workers (copy-on-write). Off by default:
 # no database connection or PKCS#11 session may be opened before the fork (both are per process).
 preload_app = os.environ.get("GUNICORN_PRELOAD", "false").lower() in ("1", "true", "yes")
-proc_name = "certdesk-web"
+proc_name = os.environ.get("GUNICORN_PROC_NAME", "certdesk-web")  # certdesk-ocsp for the OCSP service
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 errorlog = "-"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # "-" is stdout (journald under systemd); "" is none

@@ -102,7 +102,7 @@ trap cleanup EXIT INT TERM
 .venv/bin/gunicorn --config deploy/gunicorn.conf.py & pids+=($!)
 # The OCSP service, as deploy/systemd/certdesk-ocsp.service starts it.
 GUNICORN_BIND="$HOST:$OCSP_PORT" GUNICORN_APP=config.ocsp:application GUNICORN_WORKER_CLASS=uvicorn_worker.UvicornWorker \
-  GUNICORN_ACCESS_LOG="" .venv/bin/gunicorn --config deploy/gunicorn.conf.py & pids+=($!)
+  GUNICORN_PROC_NAME=certdesk-ocsp GUNICORN_ACCESS_LOG="" .venv/bin/gunicorn --config deploy/gunicorn.conf.py & pids+=($!)
 echo "  OCSP service: http://$HOST:$OCSP_PORT/pki/ocsp/"
 if [ -n "${PRODLIKE_TLS:-}" ]; then
   # deploy/nginx/certdesk.conf with local ports, a self-signed certificate and this checkout's paths.

@@ -106,7 +106,7 @@ def _answered(answer: Callable[[], Answer]) -> Answer:
         signals.request_finished.send(sender=None)
 
 
-async def _plain(send: Send, status: int, text: bytes, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
+async def _plain(send: Send, status: int, text: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -180,7 +180,7 @@ def ocsp_application(*, threads: int | None = None) -> AsgiApp:
                 return views.ocsp_get_answer(encoded)
 
         else:
-            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET" if encoded else b"POST")])
+            await _plain(send, 405, b"Method Not Allowed", ((b"allow", b"GET" if encoded else b"POST"),))
             return
         der, headers = await asyncio.get_running_loop().run_in_executor(executor, _answered, answer)
         response_headers = [(name.lower().encode(), value.encode()) for name, value in headers.items()]

@@ -52,7 +52,7 @@ def test_the_ocsp_service_runs_the_asgi_app_where_nginx_sends_ocsp() -> None:
     location = nginx.split("location /pki/ocsp/ {", 1)[1].split("}", 1)[0]
     assert "proxy_pass http://certdesk_ocsp;" in location
     rehearsal = (DEPLOY / "run-prod-like.sh").read_text()
-    for name in ("GUNICORN_APP", "GUNICORN_WORKER_CLASS"):
+    for name in ("GUNICORN_APP", "GUNICORN_WORKER_CLASS", "GUNICORN_PROC_NAME"):
         assert f"{name}={env[name]}" in rehearsal
     assert 'GUNICORN_ACCESS_LOG=""' in rehearsal
 
@@ -78,5 +78,6 @@ def test_gunicorn_loads_the_ocsp_service_with_the_units_settings(tmp_path: Path)
     )
     assert config["wsgi_app"] == "config.ocsp:application"
     assert config["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert config["proc_name"] == "certdesk-ocsp"
     assert config["accesslog"] == "None"  # an empty GUNICORN_ACCESS_LOG: no access log at all
     assert load_class(config["worker_class"]).__name__ == "UvicornWorker"

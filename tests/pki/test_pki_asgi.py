@@ -159,7 +159,7 @@ def test_post_and_get_answers_match_the_views(live_ca: HierarchyInitResult, serv
         assert answer.headers["x-content-type-options"] == "nosniff"
 
 
-def test_answers_come_from_the_pool_threads_own_connections(live_ca: HierarchyInitResult) -> None:
+def test_answers_run_in_the_pool_and_stopping_ends_its_threads(live_ca: HierarchyInitResult) -> None:
     seen: set[str] = set()
     app = ocsp_application(threads=2)
     issuing = x509.load_der_x509_certificate(bytes(live_ca.issuing.certificate_der or b""))
