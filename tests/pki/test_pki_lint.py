@@ -15,6 +15,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pkilint import loader
 from pkitestlib import issue, load_pem, utcnow
+from pyasn1_alt_modules import rfc5280
 
 from certdesk.pki import lint
 from certdesk.pki.models import Crl
@@ -172,6 +173,8 @@ def test_nested_values_are_decoded_once_and_documents_always(ca: HierarchyInitRe
     assert remembered, "extension values and names were remembered"
     assert all(len(key[1]) <= lint.DECODE_MEMO_MAX_BYTES for key in remembered)
     assert first.certificate_der not in {key[1] for key in remembered}  # the document itself is not
+    # Nor the subject key identifier: it differs in every certificate.
+    assert not any(isinstance(spec, rfc5280.SubjectKeyIdentifier) for spec, _value in remembered.values())
     lint.lint_certificate(second.certificate_der)
     shared = set(remembered) & set(lint._decoded)
     # Same profile, issuer and organisation: all but the per-certificate values (key id, …) were reused.
