@@ -13,6 +13,7 @@ so the change is visible to every worker the moment it commits.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import os
 import threading
@@ -97,8 +98,10 @@ def _hash(name: str, data: bytes) -> bytes:
     return h.finalize()
 
 
+@functools.lru_cache(maxsize=32)
 def issuer_hashes(certificate: x509.Certificate, hash_name: str) -> tuple[bytes, bytes]:
-    """(issuerNameHash, issuerKeyHash) of a CertID for certificates this CA issued."""
+    """(issuerNameHash, issuerKeyHash) of a CertID for certificates this CA issued (remembered: every
+    response an issuer's signer makes names the issuer the same way)."""
     public_key = certificate.public_key()
     return (
         _hash(hash_name, certificate.subject.public_bytes()),
