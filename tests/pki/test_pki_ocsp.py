@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,25 @@ def test_get_with_a_nonce_is_not_cacheable(ca: HierarchyInitResult, client: Clie
     response = client.get("/pki/ocsp/" + urllib.parse.quote(base64.b64encode(request).decode(), safe=""))
     assert ocsp.load_der_ocsp_response(response.content).extensions.get_extension_for_class(x509.OCSPNonce)
     assert response["Cache-Control"] == "no-store"
+
+
+def test_an_issuers_certid_hashes_are_computed_once_per_hash(ca: HierarchyInitResult) -> None:
+    issuing = _issuing(ca)
+    first, second = load_pem(issue().certificate_pem), load_pem(issue().certificate_pem)
+    responder.issuer_hashes.cache_clear()
+
+    def ask(certificate: x509.Certificate) -> None:
+        for algorithm in (hashes.SHA1(), hashes.SHA256()):  # noqa: S303 - CertID hashes
+            # A nonce: signed afresh on the request, never served from the stored response.
+            answer = ocsp_respond(request_der=_request(certificate, issuing, algorithm=algorithm, nonce=b"n" * 16))
+            assert _check_signed(answer, issuing).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+    ask(first)
+    computed = responder.issuer_hashes.cache_info()
+    ask(second)
+    after = responder.issuer_hashes.cache_info()
+    assert after.misses == computed.misses  # nothing computed again
+    assert after.hits >= computed.hits + 2
+    name_hash, key_hash = responder.issuer_hashes(issuing, "sha1")
+    assert name_hash == hashlib.sha1(issuing.subject.public_bytes()).digest()  # noqa: S324 - RFC 6960 CertID
+    assert key_hash.hex() == ca.issuing.key_sha1
