@@ -159,8 +159,8 @@ def child_setup(work: Path, database_url: str, certificates: int) -> dict[str, A
 
 def _lint_and_sign(certificates: int) -> tuple[Any, Any]:
     """(sign the same TBS again, lint + sign one new certificate): with the cell's issuing CA key, no database
-    writes — what every issuance must do before any database work. `certificates`: how many lint + sign
-    may make in the run, each for a key of its own (beyond that, keys repeat)."""
+    writes — what every issuance must do before any database work. `certificates`: how many keys to prepare,
+    one per certificate lint + sign makes (past that many, keys repeat)."""
     import datetime
 
     from cryptography import x509
