@@ -25,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -249,10 +250,38 @@ def child_pipeline(work: Path, database_url: str, seconds: float) -> dict[str, A
     c0 = time.process_time()
     t0 = time.perf_counter()
     deadline = t0 + seconds
+    server_cpu = _server_cpu_reader()
+    server0 = server_cpu() if server_cpu else 0.0
     while time.perf_counter() < deadline and requests:
         certificate_issue(request=requests.pop())
         done += 1
-    return {"count": done, "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+    return {
+        "count": done,
+        "seconds": time.perf_counter() - t0,
+        "cpu": time.process_time() - c0,
+        "server_cpu": server_cpu() - server0 if server_cpu else None,
+    }
+
+
+def _server_cpu_reader() -> Callable[[], float] | None:
+    """Reads the CPU seconds so far of this process's PostgreSQL backend (None: SQLite, or a server on another host)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        stat = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+    if not stat.exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        # utime and stime: fields 14 and 15 of stat(5), counted after the command name's closing parenthesis.
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    return read
 
 
 # The interleaved ratio's slots: lint + sign on one process per core, the pipeline on one and on two per core.
@@ -385,12 +414,24 @@ def _child(kind: str, cell: Cell, **kw: Any) -> dict[str, Any]:
     return run_children(__file__, kind, work=cell.work, db=cell.url, **kw)[0]
 
 
-def _rate(kind: str, cell: Cell, *, n: int, seconds: float, **kw: Any) -> tuple[float, float, float]:
-    """(operations per second, CPU ms per operation, peak RSS MB of one process) over n processes at once."""
+class Rate(NamedTuple):
+    per_second: float
+    cpu_ms: float  # per operation, in the measuring processes
+    rss_mb: float  # peak, of one process
+    server_cpu_ms: float | None  # per operation, in their PostgreSQL backends (None: SQLite, or not measured)
+
+
+def _rate(kind: str, cell: Cell, *, n: int, seconds: float, **kw: Any) -> Rate:
+    """Operations per second and what each cost, over n processes at once."""
     results = run_children(__file__, kind, n=n, work=cell.work, db=cell.url, seconds=seconds, **kw)
-    count = sum(r["count"] for r in results)
-    rate = count / max(r["seconds"] for r in results)
-    return rate, sum(r["cpu"] for r in results) / max(count, 1) * 1000, max(r["peak_rss_mb"] for r in results)
+    count = max(sum(r["count"] for r in results), 1)
+    servers = [r["server_cpu"] for r in results if r.get("server_cpu") is not None]
+    return Rate(
+        per_second=sum(r["count"] for r in results) / max(r["seconds"] for r in results),
+        cpu_ms=sum(r["cpu"] for r in results) / count * 1000,
+        rss_mb=max(r["peak_rss_mb"] for r in results),
+        server_cpu_ms=sum(servers) / count * 1000 if len(servers) == len(results) else None,
+    )
 
 
 def _plural(n: int) -> str:
@@ -561,10 +602,10 @@ def _limits(cells: list[Cell], seconds: float, progress: Any) -> tuple[Table, di
         if cell.db_label != "SQLite":
             continue
         key = f"{ALGORITHMS[cell.algorithm]}, {BACKENDS[cell.backend]}"
-        rate, cpu, rss = _rate("limits", cell, n=1, seconds=seconds, what="sign")
+        rate, cpu, rss, _server = _rate("limits", cell, n=1, seconds=seconds, what="sign")
         table.add("sign only (same TBS)", key, 1, f"{rate:,.0f}", f"{cpu:.3f} ms", f"{rss:.0f} MB")
         for n in sorted({1, CORES}) if (cell.algorithm, cell.backend) == ("ec-p256", "file") else [CORES]:
-            rate, cpu, rss = _rate("limits", cell, n=n, seconds=seconds, what="lint+sign")
+            rate, cpu, rss, _server = _rate("limits", cell, n=n, seconds=seconds, what="lint+sign")
             limits[(cell.algorithm, cell.backend, n)] = rate
             table.add("lint + sign (pipeline ceiling)", key, n, f"{rate:,.0f}", f"{cpu:.2f} ms", f"{rss:.0f} MB")
         progress(f"limits measured: {key}")
@@ -690,6 +731,7 @@ def main() -> None:
                     "certificates/s",
                     "vs lint + sign",
                     "CPU per certificate",
+                    "database server CPU per certificate",
                     "peak RSS",
                 ],
             )
@@ -698,7 +740,7 @@ def main() -> None:
                 # (in production the same overlap comes from gunicorn's threads and workers).
                 runs = [1, CORES, 2 * CORES] if (cell.algorithm, cell.backend) == ("ec-p256", "file") else [CORES]
                 for n in sorted(set(runs)):
-                    rate, cpu, rss = _rate("pipeline", cell, n=n, seconds=seconds)
+                    rate, cpu, rss, server_cpu = _rate("pipeline", cell, n=n, seconds=seconds)
                     ceiling = limits.get((cell.algorithm, cell.backend, min(n, CORES)))
                     if n >= CORES:
                         key = (cell.db_label, cell.algorithm, cell.backend)
@@ -710,6 +752,7 @@ def main() -> None:
                         f"{rate:,.0f}",
                         f"{rate / ceiling * 100:.0f}%" if ceiling else "—",
                         f"{cpu:.2f} ms",
+                        f"{server_cpu:.2f} ms" if server_cpu is not None else "in process",
                         f"{rss:.0f} MB",
                     )
                 progress(f"pipeline measured: {cell.label}")
@@ -717,6 +760,8 @@ def main() -> None:
                 "Each process commits the record and the store on their own (lint → record → sign → store), as in production;"
                 " the targets take the better of one and two processes per core."
                 " Peak RSS is per issuing process (in production: a gunicorn worker serving the station or agent API)."
+                " The database server's CPU is its backends' for these processes (/proc; SQLite works inside the process):"
+                " it runs on the same cores, so its CPU is CPU the pipeline's processes do not get."
             ]
             report.tables.append(table)
             best = max(pipeline_rates.values(), default=0.0)
@@ -887,7 +932,7 @@ def _peer(
             # machine's speed drifts between one measurement and the next.
             ours_rates, theirs_rates, peak_rss = [], [], 0.0
             for _round in range(PEER_ROUNDS if algorithm == "ec-p256" else 1):
-                ours_rates.append(_rate("pipeline", cell, n=CORES, seconds=seconds)[0])
+                ours_rates.append(_rate("pipeline", cell, n=CORES, seconds=seconds).per_second)
                 cached = peer.rate(
                     python,
                     "issue",
