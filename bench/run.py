@@ -55,7 +55,13 @@ FINDINGS = """\
   the two statements are prepared (server-side binding, parsed and planned once per connection; the
   server's CPU per certificate 1.3 -> 0.7 ms), and the ratio to lint + sign is measured in alternating
   half-second slots in the same processes: this VM's speed changes up to 2x within seconds, and limits
-  measured apart from the pipeline had made the same code read anywhere from 37 % to 86 %.
+  measured apart from the pipeline had made the same code read anywhere from 37 % to 86 %. Seventh
+  session: the pipeline table shows the PostgreSQL backends' CPU (0.6–0.8 ms a certificate beside the
+  issuing process's ~5 ms; lint + sign alone ~2.6 ms), which puts PostgreSQL at 48–50 % of lint + sign
+  on a machine that lints and signs 780–870 certificates/s on two processes (the fifth session's, slower,
+  gave 55 %). No gain from: committing the store asynchronously, `gc.freeze()`, pinning each process
+  and its backend to one core, libpq's `exec_prepared` past psycopg's cursor. Without the OCSP pre-sign
+  issuance would reach ~52 %; it stays, as the issue's issuance order ends with publishing.
 - **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; Django's request
   cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. A WSGI fast path past
   Django (~50–110 µs in-process) still left gunicorn's threaded worker at 0.55–1 ms of CPU a response:
