@@ -245,12 +245,12 @@ def child_pipeline(work: Path, database_url: str, seconds: float) -> dict[str, A
 
     requests = [_request(c) for c in _csrs(int(seconds * 450) + 50)]
     certificate_issue(request=requests.pop())  # warm caches (keys, lint validators)
+    server_cpu = _server_cpu_reader()
     done = 0
     barrier()
     c0 = time.process_time()
     t0 = time.perf_counter()
     deadline = t0 + seconds
-    server_cpu = _server_cpu_reader()
     server0 = server_cpu() if server_cpu else 0.0
     while time.perf_counter() < deadline and requests:
         certificate_issue(request=requests.pop())
@@ -424,13 +424,13 @@ class Rate(NamedTuple):
 def _rate(kind: str, cell: Cell, *, n: int, seconds: float, **kw: Any) -> Rate:
     """Operations per second and what each cost, over n processes at once."""
     results = run_children(__file__, kind, n=n, work=cell.work, db=cell.url, seconds=seconds, **kw)
-    count = max(sum(r["count"] for r in results), 1)
+    done = sum(r["count"] for r in results)
     servers = [r["server_cpu"] for r in results if r.get("server_cpu") is not None]
     return Rate(
-        per_second=sum(r["count"] for r in results) / max(r["seconds"] for r in results),
-        cpu_ms=sum(r["cpu"] for r in results) / count * 1000,
+        per_second=done / max(r["seconds"] for r in results),
+        cpu_ms=sum(r["cpu"] for r in results) / max(done, 1) * 1000,
         rss_mb=max(r["peak_rss_mb"] for r in results),
-        server_cpu_ms=sum(servers) / count * 1000 if len(servers) == len(results) else None,
+        server_cpu_ms=sum(servers) / max(done, 1) * 1000 if len(servers) == len(results) else None,
     )
 
 
