@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -44,6 +43,7 @@ from bench.common import (
     child_index,
     child_main,
     child_pids,
+    cpu_seconds,
     gunicorn,
     http_load,
     memory_note,
@@ -245,13 +245,13 @@ def child_pipeline(work: Path, database_url: str, seconds: float) -> dict[str, A
 
     requests = [_request(c) for c in _csrs(int(seconds * 450) + 50)]
     certificate_issue(request=requests.pop())  # warm caches (keys, lint validators)
-    server_cpu = _server_cpu_reader()
+    backend = _backend_pid()
     done = 0
     barrier()
     c0 = time.process_time()
     t0 = time.perf_counter()
     deadline = t0 + seconds
-    server0 = server_cpu() if server_cpu else 0.0
+    server0 = cpu_seconds([backend]) if backend else 0.0
     while time.perf_counter() < deadline and requests:
         certificate_issue(request=requests.pop())
         done += 1
@@ -259,29 +259,20 @@ def child_pipeline(work: Path, database_url: str, seconds: float) -> dict[str, A
         "count": done,
         "seconds": time.perf_counter() - t0,
         "cpu": time.process_time() - c0,
-        "server_cpu": server_cpu() - server0 if server_cpu else None,
+        "server_cpu": cpu_seconds([backend]) - server0 if backend else None,
     }
 
 
-def _server_cpu_reader() -> Callable[[], float] | None:
-    """Reads the CPU seconds so far of this process's PostgreSQL backend (None: SQLite, or a server on another host)."""
+def _backend_pid() -> int | None:
+    """This process's PostgreSQL backend, when the server runs on this host (None: SQLite, or elsewhere)."""
     from django.db import connection
 
     if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
-        stat = Path(f"/proc/{cursor.fetchone()[0]}/stat")
-    if not stat.exists():
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def read() -> float:
-        # utime and stime: fields 14 and 15 of stat(5), counted after the command name's closing parenthesis.
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
-
-    return read
+        pid = int(cursor.fetchone()[0])
+    return pid if Path(f"/proc/{pid}").exists() else None
 
 
 # The interleaved ratio's slots: lint + sign on one process per core, the pipeline on one and on two per core.
