@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 import stat
 import threading
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pkitestlib import SOFTHSM_MODULE, SoftHsmToken, openssl
+from tokenworker import token_start_and_sign
 
 from certdesk.pki.errors import KeyBackendError, KeyExists
 from certdesk.pki.keys import KeyAlgorithm, key_backend
@@ -161,3 +163,36 @@ def test_pkcs11_session_pool_under_threads_and_after_reinitialise(softhsm_token:
     # Someone else in the process re-initialises the library: pooled sessions die; the pool recovers.
     pkcs11.lib(SOFTHSM_MODULE).reinitialize()
     _verify(key, b"after", _sign(key, b"after"))
+
+
+@pytest.mark.hsm
+def test_pkcs11_processes_starting_together_all_get_the_token(softhsm_token: SoftHsmToken) -> None:
+    # SoftHSM rewrites token files at C_Initialize and at login; unserialised, four processes starting
+    # at once failed in about half the rounds (NoSuchToken, GeneralError, UserPinNotInitialized).
+    _token_backend(softhsm_token).generate(key_ref="k", algorithm=KeyAlgorithm.EC_P256)
+    pkcs11_reset()
+    context = multiprocessing.get_context("spawn")
+    processes, rounds = 4, 15
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(
+            target=token_start_and_sign,
+            kwargs={
+                "module": SOFTHSM_MODULE,
+                "conf": str(softhsm_token.conf),
+                "label": softhsm_token.label,
+                "pin": softhsm_token.pin,
+                "rounds": rounds,
+                "barrier": barrier,
+                "results": results,
+            },
+        )
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    failures = [failure for _ in workers for failure in results.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert failures == []
+    assert [worker.exitcode for worker in workers] == [0] * processes

@@ -23,10 +23,18 @@ path) and SoftHSM reads SOFTHSM2_CONF only in C_Initialize, so a process that
 switches token directories (the test suite does, one token per test) calls
 `pkcs11_reset()`: our sessions are dropped and the library is finalised; the
 next use initialises it again under the new configuration.
+
+SoftHSM's file-backed tokens are written at C_Initialize (the token's
+generation file) and at C_Login (its token.object), and a process reading them
+meanwhile sees a half-written token: NoSuchToken, GeneralError or
+UserPinNotInitialized (softhsm/SoftHSMv2#757). So every process here takes a
+host-wide lock for those two steps (`_token_files_locked`); signing on open
+sessions reads neither file and takes no lock.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import threading
@@ -80,6 +88,24 @@ _NOT_RETRYABLE = (DataInvalid, DataLenRange, MechanismInvalid, PinIncorrect, Pin
 _MODULE_LOCK = threading.RLock()
 
 
+@contextmanager
+def _token_files_locked(module: str) -> Iterator[None]:
+    """Hold an exclusive flock on the module's file while this process initialises the module or
+    logs in (see the module docstring). The module's path is the name every process using it already
+    agrees on, so no setting is needed. For a real HSM it serialises only process start-up."""
+    try:
+        fd = os.open(module, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        # No such module: loading it will fail with its own error.
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class SessionPool:
     """Logged-in sessions on one token, shared by the threads of a process."""
 
@@ -97,24 +123,25 @@ class SessionPool:
 
     def _start(self) -> None:
         _fork_check()
-        lib = pkcs11.lib(self.module)
-        try:
-            token = lib.get_token(token_label=self.token_label)
-        except NoSuchToken:
-            raise KeyBackendError(
-                f"PKCS#11 模块 {self.module} 中找不到标签为 {self.token_label!r} 的令牌（PKI_PKCS11_TOKEN_LABEL）。",
-                code="token_missing",
-            ) from None
-        try:
-            anchor = token.open(rw=True, user_pin=self._pin)
-        except UserAlreadyLoggedIn:
-            # Another session of this process already logged in; login is token-wide.
-            anchor = token.open(rw=True)
-        except (PinIncorrect, PinLocked) as exc:
-            raise KeyBackendError(
-                f"PKCS#11 令牌 {self.token_label!r} 拒绝了 PIN（PKI_PKCS11_PIN）：{type(exc).__name__}。",
-                code="token_pin",
-            ) from None
+        with _token_files_locked(self.module):
+            lib = pkcs11.lib(self.module)
+            try:
+                token = lib.get_token(token_label=self.token_label)
+            except NoSuchToken:
+                raise KeyBackendError(
+                    f"PKCS#11 模块 {self.module} 中找不到标签为 {self.token_label!r} 的令牌（PKI_PKCS11_TOKEN_LABEL）。",
+                    code="token_missing",
+                ) from None
+            try:
+                anchor = token.open(rw=True, user_pin=self._pin)
+            except UserAlreadyLoggedIn:
+                # Another session of this process already logged in; login is token-wide.
+                anchor = token.open(rw=True)
+            except (PinIncorrect, PinLocked) as exc:
+                raise KeyBackendError(
+                    f"PKCS#11 令牌 {self.token_label!r} 拒绝了 PIN（PKI_PKCS11_PIN）：{type(exc).__name__}。",
+                    code="token_pin",
+                ) from None
         self._token = token
         self._all = [anchor]
         self._idle = [anchor]
@@ -207,9 +234,10 @@ def _fork_check() -> None:
         with _pools_lock:
             for pool in _pools.values():
                 pool.reset(close=False)
-        for lib in list(pkcs11._loaded.values()):
+        for path, lib in list(pkcs11._loaded.items()):
             if lib.initialized:
-                lib.reinitialize()
+                with _token_files_locked(path):
+                    lib.reinitialize()
 
 
 def session_pool(*, module: str, token_label: str, pin: str, size: int) -> SessionPool:
