@@ -61,7 +61,16 @@ FINDINGS = """\
   on a machine that lints and signs 780–870 certificates/s on two processes (the fifth session's, slower,
   gave 55 %). No gain from: committing the store asynchronously, `gc.freeze()`, pinning each process
   and its backend to one core, libpq's `exec_prepared` past psycopg's cursor. Without the OCSP pre-sign
-  issuance would reach ~52 %; it stays, as the issue's issuance order ends with publishing.
+  issuance would reach ~52 %; it stays, as the issue's issuance order ends with publishing. Eighth
+  session: pkilint's node tree is a reference cycle (each node points at its parent and back), so every
+  lint left ~650 objects for the cyclic garbage collector, and building the tree started a collection
+  in nearly every issuance (GC 0.8–1.1 ms of a certificate's 11–13 ms of CPU on that session's slower
+  machine); lint now unlinks the tree when its findings are taken and runs with the collector off, and
+  the pipeline makes no collection at all. The PostgreSQL statements reuse one psycopg cursor per
+  connection (a new cursor looked up every parameter's adapter again). Interleaved blocks in one
+  process: -0.3, -0.3 and -0.15–0.3 ms of client CPU a certificate respectively. SoftHSM: processes
+  starting together serialise C_Initialize and login (a flock on the module file), where SoftHSM
+  rewrites its token files.
 - **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; Django's request
   cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. A WSGI fast path past
   Django (~50–110 µs in-process) still left gunicorn's threaded worker at 0.55–1 ms of CPU a response:

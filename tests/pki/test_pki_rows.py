@@ -272,6 +272,24 @@ def test_on_postgresql_the_issuance_statements_are_prepared_once(live_ca: Hierar
 
 
 @on_postgresql
+def test_on_postgresql_one_cursor_per_connection_serves_every_statement(live_ca: HierarchyInitResult) -> None:
+    issue()
+    connection.ensure_connection()
+    kept = connection._certdesk_rows_cursor  # type: ignore[attr-defined]
+    assert kept.connection is connection.connection and not kept.closed
+    with CaptureQueriesContext(connection) as queries:
+        issue()
+    assert connection._certdesk_rows_cursor is kept  # type: ignore[attr-defined]
+    assert len([q for q in queries.captured_queries if q["sql"].startswith("WITH ")]) == 2  # still logged
+    # A new database connection gets a cursor of its own.
+    connection.close()
+    serial = issue().serial
+    assert connection._certdesk_rows_cursor is not kept  # type: ignore[attr-defined]
+    assert connection._certdesk_rows_cursor.connection is connection.connection  # type: ignore[attr-defined]
+    assert IssuedCertificate.objects.get(serial=serial).status == IssuedCertificate.Status.ISSUED
+
+
+@on_postgresql
 def test_on_postgresql_nothing_is_prepared_when_prepared_statements_are_off(
     live_ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
