@@ -259,9 +259,10 @@ def _no_collections() -> Iterator[None]:
 
     Building a certificate's tree allocates more objects than the collector's first threshold (700),
     so a collection started in the middle of nearly every lint and only walked the live tree (0.35 ms
-    a certificate, measured in the issuance pipeline). The tree is freed by reference counting when `_release` has unlinked it, so
-    there is nothing for a collection to find. The collector is switched back on only by the call
-    that found it on: with threads linting at once it ends up on, as it was."""
+    a certificate, measured in the issuance pipeline). Once `_release` has unlinked the tree,
+    reference counting frees it, so there is nothing for a collection to find. The collector is
+    switched back on only by the call that found it on: with threads linting at once it ends up on,
+    as it was."""
     enabled = gc.isenabled()
     gc.disable()
     try:
