@@ -259,8 +259,8 @@ def _no_collections() -> Iterator[None]:
     so a collection started in the middle of nearly every lint and only walked the live tree (0.35 ms
     a certificate, measured in the issuance pipeline). Once `_release` has unlinked the tree,
     reference counting frees it, so there is nothing for a collection to find. The collector is
-    switched back on only by the call that found it on: with threads linting at once it ends up on,
-    as it was."""
+    switched back on only by the call that found it on, so threads linting at once leave it on; code
+    that turns it off for itself must not do so while another thread lints (nothing here does)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
