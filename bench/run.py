@@ -70,7 +70,13 @@ FINDINGS = """\
   connection (a new cursor looked up every parameter's adapter again). Interleaved blocks in one
   process: -0.3, -0.3 and -0.15–0.3 ms of client CPU a certificate respectively. SoftHSM: processes
   starting together serialise C_Initialize and login (a flock on the module file), where SoftHSM
-  rewrites its token files.
+  rewrites its token files. Ninth session: the same lint costs 20–40 % more CPU inside the pipeline
+  than in the lint + sign loop, and the ratio table now shows it in every run. The cause is the host,
+  not the code: this Firecracker guest halts an idle vCPU at once, and work right after a block runs
+  slower (a lint + sign loop with two 0.6 ms sleeps a certificate: lint 3.0 -> 4.0 ms; with busy
+  waits instead: 3.0 ms). PostgreSQL's two round trips block twice a certificate; on one commit the
+  ratio read 46 % and, an hour later, 38 %. Certificate records (~2.3 KB) no longer cross
+  PostgreSQL's TOAST threshold (migration pki.0003): WAL 16–18 -> 13 KB a certificate.
 - **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; Django's request
   cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. A WSGI fast path past
   Django (~50–110 µs in-process) still left gunicorn's threaded worker at 0.55–1 ms of CPU a response:

@@ -310,3 +310,24 @@ def test_database_prepared_statements_setting(value: str | None, threshold: int 
     code = "from django.conf import settings as s; print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.stdout.strip() == str(threshold), result.stderr
+
+
+def _toast_rows() -> int:
+    """Rows in the TOAST table of the certificate records (visible to this test's transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.oid::regclass FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.relname = %s",
+            [IssuedCertificate._meta.db_table],
+        )
+        (toast,) = cursor.fetchone()
+        cursor.execute(f"SELECT count(*) FROM {toast}")  # noqa: S608 - a relation name from the catalogue
+        return int(cursor.fetchone()[0])
+
+
+@on_postgresql
+def test_on_postgresql_a_certificate_record_stays_in_its_row(ca: HierarchyInitResult) -> None:
+    before = _toast_rows()
+    record = IssuedCertificate.objects.get(serial=issue().serial)
+    assert len(record.precertificate_der) + len(record.certificate_der or b"") + len(record.public_key_der) > 1600
+    # Past the default threshold (~2 KB) the store moved a DER value out of line: one TOAST row a certificate.
+    assert _toast_rows() == before
