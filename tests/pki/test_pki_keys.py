@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import os
+import queue
 import stat
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pkcs11
 import pytest
@@ -191,8 +194,29 @@ def test_pkcs11_processes_starting_together_all_get_the_token(softhsm_token: Sof
     ]
     for worker in workers:
         worker.start()
-    failures = [failure for _ in workers for failure in results.get(timeout=60)]
-    for worker in workers:
-        worker.join(timeout=30)
+    try:
+        failures = [failure for report in _reports(workers, results, seconds=60) for failure in report]
+        for worker in workers:
+            worker.join(timeout=30)
+    finally:
+        for worker in workers:
+            if worker.is_alive():  # the others of a worker that died wait at the barrier
+                worker.kill()
     assert failures == []
     assert [worker.exitcode for worker in workers] == [0] * processes
+
+
+def _reports(workers: list[Any], results: Any, *, seconds: float) -> list[Any]:
+    """One report from each worker; fails at once, with the exit codes, when a worker dies before reporting."""
+    reports: list[Any] = []
+    deadline = time.monotonic() + seconds
+    while len(reports) < len(workers):
+        try:
+            reports.append(results.get(timeout=0.5))
+        except queue.Empty:
+            died = [worker.exitcode for worker in workers if worker.exitcode not in (None, 0)]
+            if died:
+                pytest.fail(f"a token worker died before reporting (exit codes {died})")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the token workers did not report within {seconds:g} s")
+    return reports
