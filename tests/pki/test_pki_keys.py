@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import errno
+import fcntl
 import multiprocessing
 import os
 import queue
@@ -220,3 +222,21 @@ def _reports(workers: list[Any], results: Any, *, seconds: float) -> list[Any]:
             if time.monotonic() > deadline:
                 pytest.fail(f"the token workers did not report within {seconds:g} s")
     return reports
+
+
+@pytest.mark.hsm
+def test_pkcs11_starts_unserialised_where_the_file_system_has_no_locks(
+    softhsm_token: SoftHsmToken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _token_backend(softhsm_token).generate(key_ref="k", algorithm=KeyAlgorithm.EC_P256)
+    pkcs11_reset()
+    tried: list[int] = []
+
+    def no_locks(fd: int, operation: int) -> None:
+        tried.append(operation)
+        raise OSError(errno.ENOLCK, "no locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    key = _token_backend(softhsm_token).load(key_ref="k")
+    _verify(key, b"data", _sign(key, b"data"))
+    assert tried  # start-up asked for the lock, and went on without it

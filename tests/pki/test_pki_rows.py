@@ -15,10 +15,12 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from pkitestlib import ec_key, issue, make_csr
 
+from certdesk.pki import issuance
 from certdesk.pki.errors import KeyRejected
 from certdesk.pki.models import IssuedCertificate, OcspResponse
 from certdesk.pki.rows import Lookup, row_insert, row_insert_unless, row_update, row_update_inserting
 from certdesk.pki.selectors import public_key_conflict
+from certdesk.pki.serials import serial_hex, serial_new
 from certdesk.pki.services import CA_PROFILES, HierarchyInitResult, ca_hierarchy_init, certificate_revoke
 from certdesk.pki.types import RevocationReason
 
@@ -331,3 +333,17 @@ def test_on_postgresql_a_certificate_record_stays_in_its_row(ca: HierarchyInitRe
     assert len(record.precertificate_der) + len(record.certificate_der or b"") + len(record.public_key_der) > 1600
     # Past the default threshold (~2 KB) the store moved a DER value out of line: one TOAST row a certificate.
     assert _toast_rows() == before
+
+
+def test_a_serial_already_taken_draws_another_and_issues(
+    live_ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside a transaction, as the pipeline runs: the record's INSERT fails on the unique serial, the
+    # pipeline checks the serial is taken and draws again, on the same kept cursor on PostgreSQL.
+    taken = int(issue().serial, 16)
+    draws = iter([taken, serial_new()])
+    monkeypatch.setattr(issuance, "serial_new", lambda: next(draws))
+    serial = issue().serial
+    assert int(serial, 16) != taken
+    assert IssuedCertificate.objects.get(serial=serial).status == IssuedCertificate.Status.ISSUED
+    assert IssuedCertificate.objects.filter(serial=serial_hex(taken)).count() == 1
