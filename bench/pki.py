@@ -690,10 +690,10 @@ def _ratio_rounds(cells: list[Cell], seconds: float, progress: Any) -> tuple[Tab
         " in a slot sleep), so all three see the same spells of the machine's speed; the ratio takes the better"
         " pipeline. Median ratio: " + "; ".join(f"{db} {share * 100:.1f} %" for db, share in shares.items()) + ".",
         f"Lint CPU: the same lint, timed around each call, in the lint + sign slots and in the pipeline's slots on"
-        f" {_plural(CORES)}. On PostgreSQL the pipeline's process blocks twice a certificate for the database's"
-        " answer, and on a shared VM the work after each block runs slower (caches, the vCPU's halt): a lint +"
-        " sign loop with two 0.6 ms sleeps a certificate pays the same (docs/pki.md). The pipeline pays it on"
-        " everything it does, not only on lint.",
+        f" {_plural(CORES)}. On PostgreSQL the pipeline's process blocks once a certificate for the database's"
+        " answer (the store's; the record's travels while lint runs), and on a shared VM the work after each"
+        " block runs slower (caches, the vCPU's halt): a lint + sign loop with two 0.6 ms sleeps a certificate"
+        " pays the same (docs/pki.md). The pipeline pays it on everything it does, not only on lint.",
     ]
     return table, shares
 
@@ -775,7 +775,7 @@ def main() -> None:
                     )
                 progress(f"pipeline measured: {cell.label}")
             table.notes = [
-                "Each process commits the record and the store on their own (lint → record → sign → store), as in production;"
+                "Each process commits the record and the store on their own (record → lint → sign → store), as in production;"
                 " the targets take the better of one and two processes per core."
                 " Peak RSS is per issuing process (in production: a gunicorn worker serving the station or agent API)."
                 " The database server's CPU is its backends' for these processes (/proc; SQLite works inside the process):"

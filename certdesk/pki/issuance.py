@@ -1,25 +1,25 @@
 """The issuance pipeline every certificate goes through, CA certificates included.
 
-Boulder's order ("lint before you sign, record before you sign"):
+Boulder's order ("record before you sign, lint before you sign"):
 
-1. build the to-be-signed certificate with a fresh random serial and lint it with
-   pkilint, as a pre-certificate signed by a throwaway key of the CA key's type;
-2. record it: one INSERT, committed by itself, that reserves the serial (unique)
-   and stores the pre-certificate and the findings — status `linted`, or `failed`
-   with the findings when lint refuses (then nothing is signed). The caller's
-   `refusal` lookup (the public-key check) runs inside that INSERT: when it finds
-   a row, nothing is recorded and nothing is signed;
-3. sign it with the CA key, check the TBS bytes are the linted ones;
-4. publish and store: the caller's `publish` hook pre-signs the certificate's OCSP response, and
-   one transaction marks the record `issued` with the certificate and inserts that response (on
-   PostgreSQL a single statement: one round trip, one commit).
+1. build the to-be-signed certificate with a fresh random serial, as a pre-certificate signed by a
+   throwaway key of the CA key's type (what lint reads);
+2. record it: one INSERT, committed by itself, that reserves the serial (unique) and stores the
+   pre-certificate, status `recorded`. The caller's `refusal` lookup (the public-key check) runs
+   inside that INSERT: when it finds a row, nothing is recorded and nothing is signed;
+3. lint it with pkilint, while the INSERT travels and commits (on PostgreSQL the lint runs between
+   sending the statement and reading its answer: `rows.row_insert_unless`). When lint refuses, the
+   record is marked `failed` with the findings and nothing is signed;
+4. sign it with the CA key once the record is committed, check the TBS bytes are the linted ones;
+5. publish and store: the caller's `publish` hook pre-signs the certificate's OCSP response, and
+   one transaction marks the record `issued` with the certificate and the findings and inserts
+   that response (on PostgreSQL a single statement: one round trip, one commit).
 
-So a crash before step 2 leaves nothing (and nothing was signed); after it, a
-`linted` row says "approved and possibly signed" (revocable, to be safe); an
-`issued` row is done. The pipeline refuses to run inside a caller's transaction
-(the check `atomic(durable=True)` makes): a rollback there must never lose the
-record of a certificate we signed. Two commits per certificate: the record,
-then the store.
+So a crash before step 2 leaves nothing (and nothing was signed); after it, a `recorded` row says
+"possibly signed" (revocable, to be safe); an `issued` row is done. The pipeline refuses to run
+inside a caller's transaction (the check `atomic(durable=True)` makes): a rollback there must never
+lose the record of a certificate we signed. Two commits per certificate: the record, then the store;
+the process waits only for the second.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from certdesk.pki import lint
 from certdesk.pki.errors import KeyBackendError, LintFailed, PkiError
 from certdesk.pki.keys import CaPrivateKey, CaPublicKey, signature_hash
 from certdesk.pki.models import CertificateAuthority, IssuedCertificate
-from certdesk.pki.rows import Lookup, row_insert, row_insert_unless, row_update, row_update_inserting
+from certdesk.pki.rows import Lookup, row_insert_unless, row_update, row_update_inserting
 from certdesk.pki.serials import serial_hex, serial_new
 from certdesk.pki.signers import spki_der, spki_sha256
 
@@ -82,21 +82,20 @@ def _record(
     public_key: CaPublicKey,
     serial: int,
     precertificate_der: bytes,
-    findings: list[str],
-    lint_refusal: str,
     not_before: datetime.datetime,
     not_after: datetime.datetime,
     renewal_of: IssuedCertificate | None,
     reference: str,
     refusal: Refusal | None,
-) -> IssuedCertificate | None:
-    """Write the record (autocommit: one statement, committed by the database); None if the serial is
-    taken. Raises `refusal.error` when its lookup finds a row."""
+) -> tuple[IssuedCertificate | None, list[lint.LintFinding]]:
+    """Write the record (autocommit: one statement, committed by the database) and lint the
+    pre-certificate meanwhile. Returns the record (None if the serial is taken) and the findings.
+    Raises `refusal.error` when its lookup finds a row."""
     record = IssuedCertificate(
         serial=serial_hex(serial),
         issuer=issuer,
         profile=profile,
-        status=Status.FAILED if lint_refusal else Status.LINTED,
+        status=Status.RECORDED,
         subject=subject.name.rfc4514_string(),
         organisation_name=subject.organisation_name,
         uscc=subject.uscc,
@@ -104,26 +103,25 @@ def _record(
         # The helper the key check's lookup hashes with (services.certificate_issue): the two must agree.
         spki_sha256=spki_sha256(public_key),
         precertificate_der=precertificate_der,
-        lint_findings=findings,
-        failure_reason=lint_refusal,
         not_before=not_before,
         not_after=not_after,
         renewal_of=renewal_of,
         reference=reference[:64],
     )
     try:
-        if refusal is None:
-            row_insert(record)
-        else:
-            found = row_insert_unless(record, lookup=refusal.lookup)
-            if found is not None:
-                raise refusal.error(found)
+        found, findings = row_insert_unless(
+            record,
+            lookup=refusal.lookup if refusal is not None else None,
+            meanwhile=lambda: lint.lint_certificate(precertificate_der),
+        )
     except IntegrityError:
         # A serial collision (odds 2^-126) draws another serial; any other integrity error is a bug.
         if IssuedCertificate.objects.filter(serial=record.serial).exists():
-            return None
+            return None, []
         raise
-    return record
+    if found is not None:
+        raise refusal.error(found)  # type: ignore[union-attr]  # found only with a lookup
+    return record, findings
 
 
 def _refuse_callers_transaction() -> None:
@@ -175,18 +173,13 @@ def issue(
         serial = serial_new()
         builder = make_builder(serial)
         precertificate = builder.sign(lint_key, signature_hash(lint_key))
-        precertificate_der = _der(precertificate)
-        findings = lint.lint_certificate(precertificate_der)
-        refusing = lint.blocking(findings)
-        record = _record(
+        record, findings = _record(
             issuer=issuer,
             profile=profile,
             subject=subject,
             public_key=public_key,
             serial=serial,
-            precertificate_der=precertificate_der,
-            findings=[str(f) for f in findings],
-            lint_refusal="lint: " + "; ".join(str(f) for f in refusing) if refusing else "",
+            precertificate_der=_der(precertificate),
             not_before=not_before,
             not_after=not_after,
             renewal_of=renewal_of,
@@ -197,16 +190,30 @@ def issue(
             break
     else:
         raise PkiError("无法分配唯一的证书序列号。", code="serial_exhausted")
+    found = [str(f) for f in findings]
+    refusing = [str(f) for f in lint.blocking(findings)]
     if refusing:
+        _mark(
+            record,
+            expect=Status.RECORDED,
+            status=Status.FAILED,
+            lint_findings=found,
+            failure_reason="lint: " + "; ".join(refusing),
+        )
         raise LintFailed(
-            f"证书 {record.serial} 未通过 pkilint 检查，拒绝签发：" + "；".join(str(f) for f in refusing),
-            findings=[str(f) for f in refusing],
+            f"证书 {record.serial} 未通过 pkilint 检查，拒绝签发：" + "；".join(refusing), findings=refusing
         )
 
     try:
         certificate = builder.sign(signing_key, signature_hash(signing_key))
     except Exception as exc:
-        _mark(record, expect=Status.LINTED, status=Status.FAILED, failure_reason=f"signing failed: {exc!r}")
+        _mark(
+            record,
+            expect=Status.RECORDED,
+            status=Status.FAILED,
+            lint_findings=found,
+            failure_reason=f"signing failed: {exc!r}",
+        )
         if isinstance(exc, PkiError):
             raise
         raise KeyBackendError(f"CA 密钥签名失败：{exc}", code="signing_failed") from exc
@@ -214,13 +221,21 @@ def issue(
         # Never expected; keep the signed bytes for the investigation, publish nothing.
         _mark(
             record,
-            expect=Status.LINTED,
+            expect=Status.RECORDED,
             status=Status.FAILED,
+            lint_findings=found,
             certificate_der=_der(certificate),
             failure_reason="signed TBS differs from the linted TBS",
         )
         raise PkiError(f"证书 {record.serial} 签名后的内容与检查过的内容不一致，已作废。", code="tbs_mismatch")
 
     published = publish(record, certificate) if publish is not None else None
-    _mark(record, expect=Status.LINTED, inserting=published, status=Status.ISSUED, certificate_der=_der(certificate))
+    _mark(
+        record,
+        expect=Status.RECORDED,
+        inserting=published,
+        status=Status.ISSUED,
+        lint_findings=found,
+        certificate_der=_der(certificate),
+    )
     return Issued(record=record, certificate=certificate, findings=tuple(record.lint_findings))

@@ -4,7 +4,7 @@ No secret is ever stored here: a CA row names its key backend and a key
 reference (a file name or a token label); passphrases and PINs come from
 settings. Every certificate any of our keys signs, CA and OCSP-signer
 certificates included, has an `IssuedCertificate` row written *before* it is
-signed (status `linted`), so a crash leaves a record that says how far
+signed (status `recorded`), so a crash leaves a record that says how far
 issuance got and never an unrecorded certificate.
 """
 
@@ -61,8 +61,9 @@ class CertificateAuthority(models.Model):
 
 class IssuedCertificate(models.Model):
     class Status(models.TextChoices):
-        # Linted and recorded (serial reserved, to-be-signed certificate stored): approved, possibly signed.
-        LINTED = "linted", "已检查"
+        # Recorded before lint (serial reserved, to-be-signed certificate stored). Signed only once the
+        # lint passed, and stored `issued` after that: after a crash, possibly signed.
+        RECORDED = "recorded", "已记录"
         ISSUED = "issued", "已签发"  # signed and stored
         FAILED = "failed", "失败"  # refused (lint) or failed before signing; never signed
 
@@ -71,7 +72,7 @@ class IssuedCertificate(models.Model):
     serial = models.CharField(max_length=64)
     issuer = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="issued", db_index=False)
     profile = models.CharField(max_length=32)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LINTED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECORDED)
     subject = models.CharField(max_length=1024)
     organisation_name = models.CharField(max_length=128, blank=True)
     uscc = models.CharField(max_length=18, blank=True)

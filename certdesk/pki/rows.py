@@ -13,11 +13,16 @@ field names). Not a general ORM: no expressions, no signals, only what the pipel
 from __future__ import annotations
 
 import functools
+import select
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import models, transaction
 from django.utils import timezone
+
+T = TypeVar("T")
 
 # Built once per (database vendor, model[, field names]): the SQL and the fields whose values it binds, in order.
 _INSERTS: dict[tuple[str, type[models.Model]], tuple[str, str, tuple[models.Field, ...]]] = {}
@@ -104,6 +109,124 @@ def _prepared_cursor_class() -> type:
     return PreparedCursor
 
 
+def _execute_meanwhile(connection: Any, sql: str, params: list[Any], meanwhile: Callable[[], T]) -> tuple[Any, T]:
+    """Send one statement (PostgreSQL), run `meanwhile()`, then read the statement's one row.
+
+    Why: the process that waits for the database's answer blocks, and on a VM whose idle vCPU halts
+    at once the work that follows a block runs slower (docs/pki.md). Work that does not need the
+    answer, done while the statement travels and commits, hides the round trip: when `meanwhile`
+    returns, the answer has usually arrived and is read without blocking.
+
+    libpq's asynchronous calls (psycopg's documented `pq` layer), with what `_ahead` keeps per
+    connection. The answer is always read before returning, also when `meanwhile` raises, so the
+    connection is free again. Logged in Django's query log like a cursor's statement (the time:
+    sending and reading, not `meanwhile`)."""
+    from psycopg import errors, pq
+    from psycopg.adapt import PyFormat
+
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    ahead = _ahead(connection)
+    pgconn = ahead.raw.pgconn
+    numbered = _numbered(sql)
+    started = time.perf_counter()
+    with connection.wrap_database_errors:
+        values = ahead.adapter.dump_sequence(params, [PyFormat.AUTO] * len(params))
+        types, formats = ahead.adapter.types, ahead.adapter.formats
+        name = ahead.prepared_name(numbered, types)
+        if name is None:
+            pgconn.send_query_params(numbered.encode(), values, types, formats)
+        else:
+            pgconn.send_query_prepared(name, values, formats)
+        while pgconn.flush():  # 1: more to send than the socket took
+            _wait(pgconn.socket, select.POLLIN | select.POLLOUT)
+            pgconn.consume_input()
+        elapsed = time.perf_counter() - started
+        try:
+            done = meanwhile()
+        finally:
+            started = time.perf_counter()
+            results = _results(pgconn)
+            elapsed += time.perf_counter() - started
+            if connection.queries_logged:
+                connection.queries_log.append({"sql": numbered, "time": f"{elapsed:.3f}"})
+        (result,) = results
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise errors.error_from_result(result, encoding=ahead.raw.info.encoding)
+        ahead.adapter.set_pgresult(result)
+        return ahead.adapter.load_row(0, tuple), done
+
+
+def _numbered(sql: str) -> str:
+    """`%s` placeholders as libpq's `$1`, `$2`, … (the statements here have no other `%`)."""
+    parts = sql.split("%s")
+    if any("%" in part for part in parts):
+        raise ValueError(f"only %s placeholders are supported: {sql}")
+    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
+
+
+@dataclass
+class _Ahead:
+    """What `_execute_meanwhile` keeps per psycopg connection: an adapter (psycopg's Transformer, as a
+    cursor has one: its dumpers are looked up once, which is why `_cursor` keeps its cursor) and the
+    names of the statements prepared on the connection."""
+
+    raw: Any
+    adapter: Any
+    prepared: dict[tuple[str, tuple[int, ...]], bytes]
+
+    def prepared_name(self, sql: str, types: Any) -> bytes | None:
+        """`sql`'s name, prepared for these parameter types the first time (parsed and planned once per
+        connection, as `_cursor`'s statements); None when the connection prepares nothing
+        (`prepare_threshold` None: DATABASE_PREPARED_STATEMENTS=false)."""
+        if self.raw.prepare_threshold is None:
+            return None
+        key = (sql, tuple(types))
+        name = self.prepared.get(key)
+        if name is None:
+            from psycopg import errors, pq
+
+            name = f"certdesk_{len(self.prepared)}".encode()
+            result = self.raw.pgconn.prepare(name, sql.encode(), key[1])
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                raise errors.error_from_result(result, encoding=self.raw.info.encoding)
+            self.prepared[key] = name
+        return name
+
+
+def _ahead(connection: Any) -> _Ahead:
+    """The connection's `_Ahead`, new with each new psycopg connection (kept on Django's connection,
+    as `_cursor`'s cursor is)."""
+    from psycopg.adapt import Transformer
+
+    raw = connection.connection
+    kept = getattr(connection, "_certdesk_ahead", None)
+    if kept is None or kept.raw is not raw:
+        kept = connection._certdesk_ahead = _Ahead(raw=raw, adapter=Transformer.from_context(raw), prepared={})
+    return kept
+
+
+def _results(pgconn: Any) -> list[Any]:
+    """Every result of the statement sent, waiting for the socket only while libpq is busy."""
+    results: list[Any] = []
+    while True:
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            _wait(pgconn.socket, select.POLLIN)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            return results
+        results.append(result)
+
+
+def _wait(fd: int, events: int) -> None:
+    poller = select.poll()
+    poller.register(fd, events)
+    poller.poll()
+
+
 def _inserted(connection: Any, instance: models.Model, pk: Any) -> None:
     instance.pk = pk
     instance._state.adding = False
@@ -134,36 +257,44 @@ def row_insert(instance: models.Model) -> None:
     _inserted(connection, instance, pk)
 
 
-def row_insert_unless(instance: models.Model, *, lookup: Lookup) -> Any:
-    """INSERT `instance` unless `lookup` finds a row. Returns the first value the lookup found (nothing
-    inserted), or None (inserted, primary key set).
+def row_insert_unless(instance: models.Model, *, lookup: Lookup | None, meanwhile: Callable[[], T]) -> tuple[Any, T]:
+    """INSERT `instance` unless `lookup` finds a row, and run `meanwhile()` while the statement is on
+    its way. Returns (the first value the lookup found, nothing inserted; or None, inserted and primary
+    key set) and what `meanwhile` returned. `meanwhile` must not use the database.
 
-    Outside a transaction on PostgreSQL this is one statement, so the check costs no round trip of its
-    own: the record INSERT of issuance, with the public-key check. Elsewhere, the SELECT then the INSERT.
+    Outside a transaction on PostgreSQL the check and the INSERT are one statement, so the check costs
+    no round trip of its own, and `meanwhile` runs between sending it and reading its answer
+    (`_execute_meanwhile`): the record INSERT of issuance, with the public-key check, sent before the
+    lint. Elsewhere, the SELECT, the INSERT, then `meanwhile`.
     """
     connection = transaction.get_connection()
     if not _one_statement(connection):
-        with _cursor(connection) as cursor:
-            cursor.execute(lookup.sql, lookup.params)
-            found = cursor.fetchone()
-        if found is not None:
-            return found[0]
+        if lookup is not None:
+            with _cursor(connection) as cursor:
+                cursor.execute(lookup.sql, lookup.params)
+                found = cursor.fetchone()
+            if found is not None:
+                return found[0], meanwhile()
         row_insert(instance)
-        return None
+        return None, meanwhile()
     head, placeholders, fields = _insert_statement(connection, type(instance))
     pk = connection.ops.quote_name(type(instance)._meta.pk.column)
-    sql = (
-        f"WITH found AS ({lookup.sql}), "  # noqa: S608 - names from the model, values bound
-        f"inserted AS ({head} SELECT {placeholders} WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING {pk}) "
-        "SELECT (SELECT * FROM found LIMIT 1), (SELECT * FROM inserted)"
-    )
-    with _cursor(connection) as cursor:
-        cursor.execute(sql, [*lookup.params, *_insert_params(connection, instance, fields)])
-        found, inserted = cursor.fetchone()
+    params = _insert_params(connection, instance, fields)
+    if lookup is None:
+        sql = f"{head} VALUES ({placeholders}) RETURNING NULL, {pk}"
+    else:
+        sql = (
+            f"WITH found AS ({lookup.sql}), "  # noqa: S608 - names from the model, values bound
+            f"inserted AS ({head} SELECT {placeholders} WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING {pk}) "
+            "SELECT (SELECT * FROM found LIMIT 1), (SELECT * FROM inserted)"
+        )
+        params = [*lookup.params, *params]
+    row, done = _execute_meanwhile(connection, sql, params, meanwhile)
+    found, inserted = row
     if inserted is None:
-        return found
+        return found, done
     _inserted(connection, instance, inserted)
-    return None
+    return None, done
 
 
 def _update_statement(

@@ -3,7 +3,7 @@
 Public functions (keyword-only, typed):
 
 - `ca_hierarchy_init()` – root CA, issuing CA, OCSP signer, first CRLs; idempotent.
-- `certificate_issue(request=IssuanceRequest)` – lint → record (with the public-key check) → sign → publish and store.
+- `certificate_issue(request=IssuanceRequest)` – record (with the public-key check) → lint → sign → publish and store.
 - `certificate_revoke(serial=, reason=, invalidity_date=)`, `certificate_unhold(serial=)`.
 - `crl_generate(role=)`, `ocsp_signer_rotate(force=)`, `ocsp_respond(request_der=)`,
   `ocsp_responses_refresh()`, `pki_maintain()`.
@@ -563,8 +563,8 @@ def certificate_revoke(
     if reason is RevocationReason.REMOVE_FROM_CRL:
         raise RevocationRefused("removeFromCRL 只用于增量 CRL，不是吊销原因。", code="reason_invalid")
     record = _locked_record(serial)
-    # LINTED: approved for signing and possibly signed before a crash; revocable to be safe.
-    if record.status not in (IssuedCertificate.Status.ISSUED, IssuedCertificate.Status.LINTED):
+    # RECORDED: possibly signed before a crash; revocable to be safe.
+    if record.status not in (IssuedCertificate.Status.ISSUED, IssuedCertificate.Status.RECORDED):
         raise RevocationRefused(
             f"证书 {record.serial} 没有签发（状态：{record.status}），无需吊销。", code="not_issued"
         )

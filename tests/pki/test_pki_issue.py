@@ -96,8 +96,10 @@ def test_org_sign_certificate(ca: HierarchyInitResult, client: Client, tmp_path:
     record = IssuedCertificate.objects.get(serial=result.serial)
     assert record.status == "issued" and record.reference == "ORD-1" and record.uscc == USCC
     precertificate = x509.load_der_x509_certificate(bytes(record.precertificate_der))
-    # What was linted is exactly what was signed.
+    # What was linted is exactly what was signed, and its findings are stored with the certificate.
     assert precertificate.tbs_certificate_bytes == certificate.tbs_certificate_bytes
+    linted = [str(f) for f in lint.lint_certificate(bytes(record.precertificate_der))]
+    assert record.lint_findings == list(result.lint_findings) == linted
     assert precertificate.signature != certificate.signature
 
 
@@ -325,19 +327,6 @@ def test_lint_threshold_can_refuse_warnings(ca: HierarchyInitResult, settings: S
         issue()
 
 
-def test_a_crash_during_lint_leaves_nothing_signed_and_nothing_recorded(
-    ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def crash(der: bytes) -> list[object]:
-        raise RuntimeError("worker killed during lint")
-
-    monkeypatch.setattr(issuance.lint, "lint_certificate", crash)
-    before = IssuedCertificate.objects.count()
-    with pytest.raises(RuntimeError):
-        issue(reference="crash-1")
-    assert IssuedCertificate.objects.count() == before
-
-
 def _ca_signature_raises(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     """The CA key's signature (the second `sign` of an issuance; the first signs the lint pre-certificate)
     raises `error`."""
@@ -353,6 +342,23 @@ def _ca_signature_raises(monkeypatch: pytest.MonkeyPatch, error: BaseException) 
     monkeypatch.setattr(x509.CertificateBuilder, "sign", sign)
 
 
+def test_a_crash_during_lint_leaves_a_record_and_nothing_signed(
+    ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The record comes first (lint runs while its INSERT commits): a crash in lint leaves it `recorded`,
+    # with the pre-certificate, and the CA key never signs.
+    def crash(der: bytes) -> list[object]:
+        raise RuntimeError("worker killed during lint")
+
+    monkeypatch.setattr(issuance.lint, "lint_certificate", crash)
+    _ca_signature_raises(monkeypatch, AssertionError("the CA key signed after a crash in lint"))
+    with pytest.raises(RuntimeError, match="during lint"):
+        issue(reference="crash-1")
+    record = IssuedCertificate.objects.get(reference="crash-1")
+    assert record.status == "recorded" and record.certificate_der is None and record.lint_findings == []
+    assert x509.load_der_x509_certificate(bytes(record.precertificate_der)).serial_number == int(record.serial, 16)
+
+
 def test_a_crash_while_signing_leaves_a_record_that_says_how_far_it_got(
     ca: HierarchyInitResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -361,9 +367,9 @@ def test_a_crash_while_signing_leaves_a_record_that_says_how_far_it_got(
     with pytest.raises(SystemExit):
         issue(reference="crash-2")
     record = IssuedCertificate.objects.get(reference="crash-2")
-    # Recorded before the signature: approved, possibly signed, revocable; the linted TBS is kept.
-    assert record.status == "linted" and record.certificate_der is None
-    assert record.precertificate_der and record.lint_findings is not None
+    # Recorded before the signature: possibly signed, revocable; the linted TBS is kept.
+    assert record.status == "recorded" and record.certificate_der is None
+    assert record.precertificate_der
     assert x509.load_der_x509_certificate(bytes(record.precertificate_der)).serial_number == int(record.serial, 16)
 
 

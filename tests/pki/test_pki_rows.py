@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,7 @@ def _certificate(ca: HierarchyInitResult, serial: str, **overrides: object) -> I
         "serial": serial,
         "issuer": ca.issuing,
         "profile": "org-sign",
-        "status": IssuedCertificate.Status.LINTED,
+        "status": IssuedCertificate.Status.RECORDED,
         "subject": "CN=示例科技有限公司,O=示例科技有限公司,C=CN",
         "organisation_name": "示例科技有限公司",
         "uscc": "91350100M000100Y43",
@@ -115,12 +117,12 @@ def test_row_update_changes_only_a_row_still_in_the_expected_state(ca: Hierarchy
 
     missed = row_update(IssuedCertificate, pk=record.pk, where={"status": "issued"}, values={"status": "failed"})
     assert missed == {}
-    assert IssuedCertificate.objects.get(pk=record.pk).status == "linted"
+    assert IssuedCertificate.objects.get(pk=record.pk).status == "recorded"
 
     written = row_update(
         IssuedCertificate,
         pk=record.pk,
-        where={"status": "linted"},
+        where={"status": "recorded"},
         values={"status": "issued", "certificate_der": b"x"},
     )
     assert written["status"] == "issued" and written["updated_at"] >= before.updated_at
@@ -131,7 +133,7 @@ def test_row_update_changes_only_a_row_still_in_the_expected_state(ca: Hierarchy
 
 def test_row_update_names_only_concrete_fields(ca: HierarchyInitResult) -> None:
     with pytest.raises(TypeError):
-        row_update(IssuedCertificate, pk=1, where={"status": "linted"}, values={"renewals": None})
+        row_update(IssuedCertificate, pk=1, where={"status": "recorded"}, values={"renewals": None})
 
 
 def test_issuance_writes_the_record_once_and_updates_it_once(ca: HierarchyInitResult) -> None:
@@ -171,7 +173,7 @@ def test_row_update_inserting_writes_both_rows_or_neither(ca_any: HierarchyInitR
     row_insert(record)
     response = _response(ca_any, record.serial)
     written = row_update_inserting(
-        IssuedCertificate, pk=record.pk, where={"status": "linted"}, values={"status": "issued"}, insert=response
+        IssuedCertificate, pk=record.pk, where={"status": "recorded"}, values={"status": "issued"}, insert=response
     )
     assert written["status"] == "issued" and "updated_at" in written
     assert response.pk is not None and not response._state.adding
@@ -181,7 +183,7 @@ def test_row_update_inserting_writes_both_rows_or_neither(ca_any: HierarchyInitR
     # The update finds no row in the expected state: nothing is inserted.
     again = _response(ca_any, "07" * 16)
     assert not row_update_inserting(
-        IssuedCertificate, pk=record.pk, where={"status": "linted"}, values={"status": "failed"}, insert=again
+        IssuedCertificate, pk=record.pk, where={"status": "recorded"}, values={"status": "failed"}, insert=again
     )
     assert again.pk is None and not OcspResponse.objects.filter(serial="07" * 16).exists()
     assert IssuedCertificate.objects.get(pk=record.pk).status == "issued"
@@ -193,11 +195,11 @@ def test_row_update_inserting_writes_both_rows_or_neither(ca_any: HierarchyInitR
         row_update_inserting(
             IssuedCertificate,
             pk=other.pk,
-            where={"status": "linted"},
+            where={"status": "recorded"},
             values={"status": "issued"},
             insert=_response(ca_any, record.serial),  # (serial, hash) taken
         )
-    assert IssuedCertificate.objects.get(pk=other.pk).status == "linted"
+    assert IssuedCertificate.objects.get(pk=other.pk).status == "recorded"
 
 
 @both_ways
@@ -205,12 +207,75 @@ def test_row_insert_unless_inserts_only_when_the_lookup_finds_nothing(ca_any: Hi
     table = IssuedCertificate._meta.db_table
     lookup = Lookup(sql=f"SELECT profile FROM {table} WHERE serial = %s", params=("09" * 16,))  # noqa: S608
     first = _certificate(ca_any, "09" * 16, profile="org-enc")
-    assert row_insert_unless(first, lookup=lookup) is None
+    assert row_insert_unless(first, lookup=lookup, meanwhile=lambda: "linted") == (None, "linted")
     assert first.pk is not None and IssuedCertificate.objects.filter(pk=first.pk, profile="org-enc").exists()
 
     second = _certificate(ca_any, "0A" * 16)
-    assert row_insert_unless(second, lookup=lookup) == "org-enc"
+    assert row_insert_unless(second, lookup=lookup, meanwhile=lambda: 7) == ("org-enc", 7)
     assert second.pk is None and not IssuedCertificate.objects.filter(serial="0A" * 16).exists()
+
+    # Without a lookup: a plain INSERT (the CA certificates' records).
+    third = _certificate(ca_any, "0C" * 16)
+    assert row_insert_unless(third, lookup=None, meanwhile=lambda: None) == (None, None)
+    assert _stored(third.pk) == {**_stored(first.pk), "profile": "org-sign"}
+
+
+def _visible_elsewhere(serial: str) -> bool:
+    """Whether another connection sees a committed row with this serial within 10 s."""
+    import psycopg
+
+    settings = connection.settings_dict
+    table = IssuedCertificate._meta.db_table
+    with psycopg.connect(
+        dbname=settings["NAME"], user=settings["USER"], password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None, port=settings["PORT"] or None, autocommit=True,
+    ) as other:  # fmt: skip
+        for _ in range(1000):
+            if other.execute(f"SELECT 1 FROM {table} WHERE serial = %s", [serial]).fetchone():  # noqa: S608
+                return True
+            time.sleep(0.01)
+    return False
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the statement is sent ahead on PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("lookup", [False, True], ids=["plain", "with lookup"])
+def test_on_postgresql_the_insert_is_committed_while_meanwhile_runs(ca_backend: str, lookup: bool) -> None:
+    # The pipeline lints while its record INSERT travels and commits: the row is there before lint ends.
+    ca = ca_hierarchy_init()
+    table = IssuedCertificate._meta.db_table
+    check = Lookup(sql=f"SELECT profile FROM {table} WHERE serial = %s", params=("0D" * 16,)) if lookup else None  # noqa: S608
+    record = _certificate(ca, "0D" * 16)
+    found, seen = row_insert_unless(record, lookup=check, meanwhile=lambda: _visible_elsewhere("0D" * 16))
+    assert (found, seen) == (None, True)
+    assert record.pk is not None and IssuedCertificate.objects.filter(pk=record.pk).exists()
+
+
+@both_ways
+def test_when_meanwhile_raises_the_insert_is_still_read_and_the_connection_works(ca_any: HierarchyInitResult) -> None:
+    # On PostgreSQL the statement's answer is read even so: otherwise the connection's next statement
+    # fails ("another command is already in progress").
+    def crash() -> None:
+        raise ValueError("lint crashed")
+
+    record = _certificate(ca_any, "0E" * 16)
+    with pytest.raises(ValueError, match="lint crashed"):
+        row_insert_unless(record, lookup=None, meanwhile=crash)
+    assert IssuedCertificate.objects.filter(serial="0E" * 16).count() == 1
+
+
+@both_ways
+def test_a_failed_insert_raises_djangos_integrity_error(ca_any: HierarchyInitResult) -> None:
+    row_insert(_certificate(ca_any, "0F" * 16))
+    ran = []
+    # In the test's transaction, a savepoint lets it go on; in autocommit, the one-statement path.
+    sent_ahead = connection.vendor == "postgresql" and not connection.in_atomic_block
+    inside = contextlib.nullcontext() if sent_ahead else transaction.atomic()
+    with pytest.raises(IntegrityError), inside:
+        row_insert_unless(_certificate(ca_any, "0F" * 16), lookup=None, meanwhile=lambda: ran.append(1))
+    # Sent ahead, the statement fails while `meanwhile` runs; elsewhere it fails first.
+    assert ran == ([1] if sent_ahead else [])
+    assert IssuedCertificate.objects.filter(serial="0F" * 16).count() == 1
 
 
 @both_ways
@@ -221,7 +286,8 @@ def test_the_key_check_finds_compromised_and_ca_keys(ca_any: HierarchyInitResult
 
     def found(spki_sha256: str) -> object:
         probe = _certificate(ca_any, "0B" * 16)
-        result = row_insert_unless(probe, lookup=public_key_conflict(spki_sha256=spki_sha256, ca_profiles=CA_PROFILES))
+        lookup = public_key_conflict(spki_sha256=spki_sha256, ca_profiles=CA_PROFILES)
+        result, _ = row_insert_unless(probe, lookup=lookup, meanwhile=lambda: None)
         IssuedCertificate.objects.filter(serial="0B" * 16).delete()
         return result
 
@@ -288,6 +354,9 @@ def test_on_postgresql_one_cursor_per_connection_serves_every_statement(live_ca:
     serial = issue().serial
     assert connection._certdesk_rows_cursor is not kept  # type: ignore[attr-defined]
     assert connection._certdesk_rows_cursor.connection is connection.connection  # type: ignore[attr-defined]
+    # And prepares the record's statement again (sent ahead: `rows._execute_meanwhile`).
+    assert connection._certdesk_ahead.raw is connection.connection  # type: ignore[attr-defined]
+    assert len([s for s in _prepared_statements() if s.startswith("WITH found AS (SELECT profile")]) == 1
     assert IssuedCertificate.objects.get(serial=serial).status == IssuedCertificate.Status.ISSUED
 
 
