@@ -119,8 +119,8 @@ def _record(
         if IssuedCertificate.objects.filter(serial=record.serial).exists():
             return None, []
         raise
-    if found is not None:
-        raise refusal.error(found)  # type: ignore[union-attr]  # found only with a lookup
+    if refusal is not None and found is not None:
+        raise refusal.error(found)
     return record, findings
 
 
@@ -165,7 +165,7 @@ def issue(
     publish: Callable[[IssuedCertificate, x509.Certificate], models.Model | None] | None = None,
     refusal: Refusal | None = None,
 ) -> Issued:
-    """Lint, record, sign, publish, store. `make_builder(serial)` returns the complete builder;
+    """Record, lint, sign, publish, store. `make_builder(serial)` returns the complete builder;
     `publish(record, certificate)` returns a row to insert with the store (or None)."""
     _refuse_callers_transaction()
     lint_key = lint.lint_signing_key(signing_key)
@@ -190,14 +190,14 @@ def issue(
             break
     else:
         raise PkiError("无法分配唯一的证书序列号。", code="serial_exhausted")
-    found = [str(f) for f in findings]
+    stored_findings = [str(f) for f in findings]
     refusing = [str(f) for f in lint.blocking(findings)]
     if refusing:
         _mark(
             record,
             expect=Status.RECORDED,
             status=Status.FAILED,
-            lint_findings=found,
+            lint_findings=stored_findings,
             failure_reason="lint: " + "; ".join(refusing),
         )
         raise LintFailed(
@@ -211,7 +211,7 @@ def issue(
             record,
             expect=Status.RECORDED,
             status=Status.FAILED,
-            lint_findings=found,
+            lint_findings=stored_findings,
             failure_reason=f"signing failed: {exc!r}",
         )
         if isinstance(exc, PkiError):
@@ -223,7 +223,7 @@ def issue(
             record,
             expect=Status.RECORDED,
             status=Status.FAILED,
-            lint_findings=found,
+            lint_findings=stored_findings,
             certificate_der=_der(certificate),
             failure_reason="signed TBS differs from the linted TBS",
         )
@@ -235,7 +235,7 @@ def issue(
         expect=Status.RECORDED,
         inserting=published,
         status=Status.ISSUED,
-        lint_findings=found,
+        lint_findings=stored_findings,
         certificate_der=_der(certificate),
     )
     return Issued(record=record, certificate=certificate, findings=tuple(record.lint_findings))
