@@ -340,24 +340,39 @@ def test_on_postgresql_the_issuance_statements_are_prepared_once(live_ca: Hierar
 
 
 @on_postgresql
-def test_on_postgresql_one_cursor_per_connection_serves_every_statement(live_ca: HierarchyInitResult) -> None:
+def test_on_postgresql_one_adapter_per_connection_serves_the_issuance_statements(
+    live_ca: HierarchyInitResult,
+) -> None:
+    # Sent ahead (`rows._execute_meanwhile`): psycopg's adapter and the prepared names are kept per connection.
     issue()
-    connection.ensure_connection()
-    kept = connection._certdesk_rows_cursor  # type: ignore[attr-defined]
-    assert kept.connection is connection.connection and not kept.closed
+    kept = connection._certdesk_ahead  # type: ignore[attr-defined]
+    prepared = dict(kept.prepared)
+    assert kept.raw is connection.connection and prepared
     with CaptureQueriesContext(connection) as queries:
         issue()
-    assert connection._certdesk_rows_cursor is kept  # type: ignore[attr-defined]
+    assert connection._certdesk_ahead is kept and kept.prepared == prepared  # type: ignore[attr-defined]
     assert len([q for q in queries.captured_queries if q["sql"].startswith("WITH ")]) == 2  # still logged
-    # A new database connection gets a cursor of its own.
+    # A new database connection gets its own, and prepares the statements again.
     connection.close()
     serial = issue().serial
-    assert connection._certdesk_rows_cursor is not kept  # type: ignore[attr-defined]
-    assert connection._certdesk_rows_cursor.connection is connection.connection  # type: ignore[attr-defined]
-    # And prepares the record's statement again (sent ahead: `rows._execute_meanwhile`).
+    assert connection._certdesk_ahead is not kept  # type: ignore[attr-defined]
     assert connection._certdesk_ahead.raw is connection.connection  # type: ignore[attr-defined]
     assert len([s for s in _prepared_statements() if s.startswith("WITH found AS (SELECT profile")]) == 1
     assert IssuedCertificate.objects.get(serial=serial).status == IssuedCertificate.Status.ISSUED
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_on_postgresql_one_cursor_per_connection_serves_the_statements_in_a_transaction(ca_backend: str) -> None:
+    ca = ca_hierarchy_init()
+    record = _certificate(ca, "10" * 16)
+    row_insert(record)
+    kept = connection._certdesk_rows_cursor  # type: ignore[attr-defined]
+    assert kept.connection is connection.connection and not kept.closed
+    with CaptureQueriesContext(connection) as queries:
+        assert row_update(IssuedCertificate, pk=record.pk, where={"status": "recorded"}, values={"status": "failed"})
+    assert connection._certdesk_rows_cursor is kept  # type: ignore[attr-defined]
+    assert [q["sql"][:7] for q in queries.captured_queries] == ["UPDATE "]  # still logged
 
 
 @on_postgresql
