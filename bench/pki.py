@@ -666,6 +666,8 @@ def _ratio_rounds(cells: list[Cell], seconds: float, progress: Any) -> tuple[Tab
             limit, on_cores, on_twice = (
                 sum(r["counts"][mode] for r in results) / results[0]["seconds_each"] for mode in range(len(SLOT_MODES))
             )
+            if not limit:
+                raise SystemExit(f"{cell.db_label}: lint + sign made no certificate in its slots; no ratio to take")
             pipeline = max(on_cores, on_twice)
             ratios[cell.db_label].append(pipeline / limit)
             lint_ms = [
