@@ -30,28 +30,11 @@ from certdesk.accounts.models import User
 from certdesk.audit.models import AuditRecord
 from certdesk.notifications.models import Notification, OutboxMessage
 from certdesk.orders.models import Order, OrderEvent, OrderStatus
+from tests.dbserver import terminate_own_backend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DROP_AT = 'INSERT INTO "audit_auditrecord"'
-
-
-def _terminate_own_backend() -> None:
-    """Kill, from a second connection, the PostgreSQL server process behind Django's connection."""
-    import psycopg
-
-    pid = connection.connection.info.backend_pid
-    settings = connection.settings_dict
-    with psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        password=settings["PASSWORD"] or None,
-        host=settings["HOST"] or None,
-        port=settings["PORT"] or None,
-        autocommit=True,
-    ) as other:
-        # PostgreSQL 14+: wait (up to 5 s) until the process is gone.
-        assert other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone() == (True,)
 
 
 def _counts() -> dict[str, int]:
@@ -78,7 +61,7 @@ def test_connection_lost_mid_transaction_gives_the_error_page_and_stores_nothing
         if not dropped and sql.startswith(DROP_AT):
             dropped = True
             if how == "backend_terminated":
-                _terminate_own_backend()  # the INSERT below then fails in the driver
+                terminate_own_backend()  # the INSERT below then fails in the driver
             else:
                 raise OperationalError("server closed the connection unexpectedly")
         sent.append(sql)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from pkitestlib import ec_key, issue, make_csr
 
@@ -25,6 +25,7 @@ from certdesk.pki.selectors import public_key_conflict
 from certdesk.pki.serials import serial_hex, serial_new
 from certdesk.pki.services import CA_PROFILES, HierarchyInitResult, ca_hierarchy_init, certificate_revoke
 from certdesk.pki.types import RevocationReason
+from tests.dbserver import second_connection, terminate_own_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 STAMPS = {"id", "serial", "created_at", "updated_at"}
@@ -222,14 +223,8 @@ def test_row_insert_unless_inserts_only_when_the_lookup_finds_nothing(ca_any: Hi
 
 def _visible_elsewhere(serial: str) -> bool:
     """Whether another connection sees a committed row with this serial within 10 s."""
-    import psycopg
-
-    settings = connection.settings_dict
     table = IssuedCertificate._meta.db_table
-    with psycopg.connect(
-        dbname=settings["NAME"], user=settings["USER"], password=settings["PASSWORD"] or None,
-        host=settings["HOST"] or None, port=settings["PORT"] or None, autocommit=True,
-    ) as other:  # fmt: skip
+    with second_connection() as other:
         for _ in range(1000):
             if other.execute(f"SELECT 1 FROM {table} WHERE serial = %s", [serial]).fetchone():  # noqa: S608
                 return True
@@ -249,6 +244,25 @@ def test_on_postgresql_the_insert_is_committed_while_meanwhile_runs(ca_backend: 
     found, seen = row_insert_unless(record, lookup=check, meanwhile=lambda: _visible_elsewhere("0D" * 16))
     assert (found, seen) == (None, True)
     assert record.pk is not None and IssuedCertificate.objects.filter(pk=record.pk).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the statement is sent ahead on PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_server_lost_while_meanwhile_runs_raises_djangos_error(ca_backend: str) -> None:
+    # The INSERT waits behind another session's table lock; while lint runs, its server process is
+    # killed (a failover, a restart). The answer read afterwards is the lost connection: Django's
+    # OperationalError, nothing inserted, and the next connection works.
+    ca = ca_hierarchy_init()
+    table = IssuedCertificate._meta.db_table
+    with second_connection() as other, other.transaction():
+        other.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        with pytest.raises(OperationalError):
+            row_insert_unless(_certificate(ca, "11" * 16), lookup=None, meanwhile=terminate_own_backend)
+    assert connection.errors_occurred
+    connection.close()  # as Django does after a request whose connection failed
+    assert not IssuedCertificate.objects.filter(serial="11" * 16).exists()
+    record = _certificate(ca, "11" * 16)
+    assert row_insert_unless(record, lookup=None, meanwhile=lambda: "again") == (None, "again")
 
 
 @both_ways
