@@ -82,7 +82,10 @@ FINDINGS = """\
   asynchronous calls): the issuing process blocks once a certificate, not twice (ru_nvcsw 2.0 -> 1.0).
   One process, alternating runs of 600 certificates: 126–130 -> 143–177 certificates/s. The store
   statement goes the same way (~0.1 ms less client CPU than psycopg's cursor, paired blocks of 25).
-  The lint's extra CPU inside the PostgreSQL pipeline fell from +32–38 % to +9–20 %.
+  The lint's extra CPU inside the PostgreSQL pipeline fell from +32–38 % to +9–20 %. But with the
+  processes and PostgreSQL sharing two busy cores the overlap gains nothing: both orders alternating
+  in the same processes, two processes 1.6–5 % slower, four 4–5 % faster (the backend now takes a core
+  from a client that is linting, not from one that waits); the ratio stayed at 43–50 %.
 - **OCSP**: answering from the pre-signed store costs ~15 µs in `ocsp_respond()`; Django's request
   cycle around it (URL resolution, 14 middlewares) cost ~290 µs in-process. A WSGI fast path past
   Django (~50–110 µs in-process) still left gunicorn's threaded worker at 0.55–1 ms of CPU a response:
