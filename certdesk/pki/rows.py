@@ -167,8 +167,10 @@ def _nothing() -> None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _numbered(sql: str) -> str:
-    """`%s` placeholders as libpq's `$1`, `$2`, … (the statements here have no other `%`)."""
+    """`%s` placeholders as libpq's `$1`, `$2`, … (the statements here have no other `%`). Remembered:
+    the same few statements run for every certificate."""
     parts = sql.split("%s")
     if any("%" in part for part in parts):
         raise ValueError(f"only %s placeholders are supported: {sql}")
