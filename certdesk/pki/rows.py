@@ -58,9 +58,10 @@ def _insert_params(connection: Any, instance: models.Model, fields: tuple[models
 
 
 def _one_statement(connection: Any) -> bool:
-    """Whether a combined write can be one statement: PostgreSQL, outside a transaction (where two
-    statements would cost BEGIN and COMMIT round trips besides their own)."""
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
+    """Whether a combined write can be one statement sent ahead (`_execute_meanwhile`): PostgreSQL in
+    autocommit. In a transaction two statements cost no BEGIN and COMMIT round trips of their own, and
+    libpq's calls would bypass the BEGIN psycopg sends before a transaction's first statement."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block and connection.get_autocommit()
 
 
 def _cursor(connection: Any) -> Any:
@@ -121,7 +122,7 @@ def _execute_meanwhile(connection: Any, sql: str, params: list[Any], meanwhile: 
     returns, the answer has usually arrived and is read without blocking.
 
     libpq's asynchronous calls (psycopg's documented `pq` layer), with what `_ahead` keeps per
-    connection. The answer is always read before returning, also when `meanwhile` raises, so the
+    connection; only in autocommit (`_one_statement`). The answer is always read before returning, also when `meanwhile` raises, so the
     connection is free again. Logged in Django's query log like a cursor's statement (the time:
     sending and reading, not `meanwhile`)."""
     from psycopg import errors, pq

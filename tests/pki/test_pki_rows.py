@@ -265,6 +265,20 @@ def test_on_postgresql_a_server_lost_while_meanwhile_runs_raises_djangos_error(c
     assert row_insert_unless(record, lookup=None, meanwhile=lambda: "again") == (None, "again")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_with_autocommit_off_the_insert_stays_in_the_callers_transaction(ca_backend: str) -> None:
+    # No atomic block, but no autocommit either (`set_autocommit(False)`): the statement must not be
+    # sent past psycopg, which begins the transaction; a rollback takes the row back.
+    ca = ca_hierarchy_init()
+    transaction.set_autocommit(False)
+    try:
+        assert row_insert_unless(_certificate(ca, "12" * 16), lookup=None, meanwhile=lambda: 1) == (None, 1)
+        transaction.rollback()
+    finally:
+        transaction.set_autocommit(True)
+    assert not IssuedCertificate.objects.filter(serial="12" * 16).exists()
+
+
 @both_ways
 def test_when_meanwhile_raises_the_insert_is_still_read_and_the_connection_works(ca_any: HierarchyInitResult) -> None:
     # On PostgreSQL the statement's answer is read even so: otherwise the connection's next statement
