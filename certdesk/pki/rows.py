@@ -122,9 +122,10 @@ def _execute_meanwhile(connection: Any, sql: str, params: list[Any], meanwhile: 
     returns, the answer has usually arrived and is read without blocking.
 
     libpq's asynchronous calls (psycopg's documented `pq` layer), with what `_ahead` keeps per
-    connection; only in autocommit (`_one_statement`). The answer is always read before returning, also when `meanwhile` raises, so the
-    connection is free again. Logged in Django's query log like a cursor's statement (the time:
-    sending and reading, not `meanwhile`)."""
+    connection; only in autocommit (`_one_statement`). The answer is always read before returning,
+    also when `meanwhile` raises, so the connection is free again. Logged in Django's query log like
+    a cursor's statement (the time: sending and reading, not `meanwhile`); not to the
+    `django.db.backends` debug logger, which this project keeps at WARNING."""
     from psycopg import errors, pq
     from psycopg.adapt import PyFormat
 

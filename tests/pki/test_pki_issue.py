@@ -380,6 +380,8 @@ def test_signing_failure_marks_the_record_failed(ca: HierarchyInitResult, monkey
     assert exc.value.code == "signing_failed"
     record = IssuedCertificate.objects.get(reference="hsm-1")
     assert record.status == "failed" and "HSM unplugged" in record.failure_reason and record.certificate_der is None
+    # The lint ran (and passed) before the signature: its findings are kept with the failure.
+    assert record.lint_findings and all(finding.startswith("INFO ") for finding in record.lint_findings)
 
 
 def test_issue_refuses_to_run_inside_a_callers_transaction(ca: HierarchyInitResult) -> None:
