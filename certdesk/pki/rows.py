@@ -15,6 +15,7 @@ field names). Not a general ORM: no expressions, no signals, only what the pipel
 from __future__ import annotations
 
 import functools
+import logging
 import select
 import time
 from collections.abc import Callable
@@ -25,6 +26,9 @@ from django.db import models, transaction
 from django.utils import timezone
 
 T = TypeVar("T")
+
+# Where Django's cursors log each statement (DEBUG), and so the statements sent ahead too.
+backends_logger = logging.getLogger("django.db.backends")
 
 # Built once per (database vendor, model[, field names]): the SQL and the fields whose values it binds, in order.
 _INSERTS: dict[tuple[str, type[models.Model]], tuple[str, str, tuple[models.Field, ...]]] = {}
@@ -59,9 +63,16 @@ def _insert_params(connection: Any, instance: models.Model, fields: tuple[models
 
 def _one_statement(connection: Any) -> bool:
     """Whether a combined write can be one statement sent ahead (`_execute_meanwhile`): PostgreSQL in
-    autocommit. In a transaction two statements cost no BEGIN and COMMIT round trips of their own, and
-    libpq's calls would bypass the BEGIN psycopg sends before a transaction's first statement."""
-    return connection.vendor == "postgresql" and not connection.in_atomic_block and connection.get_autocommit()
+    autocommit, with no `execute_wrapper` hook installed. In a transaction two statements cost no BEGIN
+    and COMMIT round trips of their own, and libpq's calls would bypass the BEGIN psycopg sends before a
+    transaction's first statement. A hook (instrumentation, a fault test) wraps a cursor's execute,
+    which a statement sent ahead never calls: with one installed the kept cursor runs the statements."""
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and connection.get_autocommit()
+        and not connection.execute_wrappers
+    )
 
 
 def _cursor(connection: Any) -> Any:
@@ -122,10 +133,10 @@ def _execute_meanwhile(connection: Any, sql: str, params: list[Any], meanwhile: 
     returns, the answer has usually arrived and is read without blocking.
 
     libpq's asynchronous calls (psycopg's documented `pq` layer), with what `_ahead` keeps per
-    connection; only in autocommit (`_one_statement`). The answer is always read before returning,
-    also when `meanwhile` raises, so the connection is free again. Logged in Django's query log like
-    a cursor's statement (the time: sending and reading, not `meanwhile`); not to the
-    `django.db.backends` debug logger, which this project keeps at WARNING."""
+    connection; only in autocommit and without hooks (`_one_statement`). The answer is always read
+    before returning, also when `meanwhile` raises, so the connection is free again. Logged as a
+    cursor's statement is when queries are logged (DEBUG, CaptureQueriesContext): in the query log and
+    to the `django.db.backends` debug logger, with the time of sending and reading, not `meanwhile`'s."""
     from psycopg import errors, pq
     from psycopg.adapt import PyFormat
 
@@ -155,7 +166,7 @@ def _execute_meanwhile(connection: Any, sql: str, params: list[Any], meanwhile: 
             results = _results(pgconn)
             elapsed += time.perf_counter() - started
             if connection.queries_logged:
-                connection.queries_log.append({"sql": numbered, "time": f"{elapsed:.3f}"})
+                _logged(connection, numbered, params, elapsed)
         (result,) = results
         if result.status != pq.ExecStatus.TUPLES_OK:
             raise errors.error_from_result(result, encoding=ahead.raw.info.encoding)
@@ -163,6 +174,19 @@ def _execute_meanwhile(connection: Any, sql: str, params: list[Any], meanwhile: 
             return None, done
         ahead.adapter.set_pgresult(result)
         return ahead.adapter.load_row(0, tuple), done
+
+
+def _logged(connection: Any, sql: str, params: list[Any], duration: float) -> None:
+    """What Django's debug cursor records of a statement (`CursorDebugWrapper.debug_sql`)."""
+    connection.queries_log.append({"sql": sql, "time": f"{duration:.3f}"})
+    backends_logger.debug(
+        "(%.3f) %s; args=%s; alias=%s",
+        duration,
+        sql,
+        params,
+        connection.alias,
+        extra={"duration": duration, "sql": sql, "params": params, "alias": connection.alias},
+    )
 
 
 def _nothing() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import importlib
+import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -387,6 +389,51 @@ def test_on_postgresql_one_adapter_per_connection_serves_the_issuance_statements
     assert connection._certdesk_ahead.raw is connection.connection  # type: ignore[attr-defined]
     assert len([s for s in _prepared_statements() if s.startswith("WITH found AS (SELECT profile")]) == 1
     assert IssuedCertificate.objects.get(serial=serial).status == IssuedCertificate.Status.ISSUED
+
+
+def _writes(statements: list[str]) -> list[str]:
+    """The tables each issuance write names, in order (INSERT INTO / UPDATE)."""
+    tables = (IssuedCertificate._meta.db_table, OcspResponse._meta.db_table)
+    return [
+        f"{verb} {table}"
+        for sql in statements
+        for verb in ("INSERT INTO", "UPDATE")
+        for table in tables
+        if f'{verb} "{table}"' in sql
+    ]
+
+
+def test_every_issuance_write_passes_through_an_execute_wrapper(live_ca: HierarchyInitResult) -> None:
+    # On PostgreSQL a hook makes the pipeline's writes go through the kept cursor, not libpq's calls.
+    issue()  # warm: signers and CA certificates are cached
+    seen: list[str] = []
+
+    def hook(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(hook):
+        serial = issue().serial
+    table, responses = IssuedCertificate._meta.db_table, OcspResponse._meta.db_table
+    assert _writes(seen) == [f"INSERT INTO {table}", f"UPDATE {table}", f"INSERT INTO {responses}"], seen
+    assert IssuedCertificate.objects.get(serial=serial).status == IssuedCertificate.Status.ISSUED
+
+
+def test_issuance_writes_reach_the_django_db_backends_debug_log(
+    live_ca: HierarchyInitResult, caplog: pytest.LogCaptureFixture
+) -> None:
+    issue()
+    with caplog.at_level(logging.DEBUG, logger="django.db.backends"), CaptureQueriesContext(connection) as queries:
+        issue()
+    # Django's cursors and `rows` log a statement with its SQL, parameters and alias as the record's extra.
+    logged = [vars(r) for r in caplog.records if r.name == "django.db.backends" and hasattr(r, "sql")]
+    table = IssuedCertificate._meta.db_table
+    assert f"INSERT INTO {table}" in _writes([r["sql"] for r in logged])
+    assert f"UPDATE {table}" in _writes([r["sql"] for r in logged])
+    # The same statements as the query log, each with its parameters and the connection's alias.
+    assert _writes([r["sql"] for r in logged]) == _writes([q["sql"] for q in queries.captured_queries])
+    writes = [r for r in logged if _writes([r["sql"]])]
+    assert all(r["alias"] == connection.alias and r["params"] for r in writes)
 
 
 @on_postgresql
