@@ -407,8 +407,16 @@ def gunicorn(
             stop(server)
 
 
-# deploy/systemd/certdesk-worker@.service: Nice=10 — a worker yields the CPU to the app server's requests.
-WORKER_NICE = 10
+def unit_nice(unit: str) -> int:
+    """The `Nice=` of one of deploy/systemd's units (0 when it sets none)."""
+    for line in (ROOT / "deploy" / "systemd" / unit).read_text().splitlines():
+        if line.startswith("Nice="):
+            return int(line.removeprefix("Nice="))
+    return 0
+
+
+# As deployed: a worker yields the CPU to the app server's requests.
+WORKER_NICE = unit_nice("certdesk-worker@.service")
 
 
 @contextlib.contextmanager

@@ -136,7 +136,9 @@ NGXEOF
   nginx -c "$NGX/nginx.conf" -p "$NGX" & pids+=($!)
   echo "  TLS proxy (nginx): https://$HOST:$TLS_PORT/  (OCSP/CRL over http://$HOST:$HTTP_PORT/pki/)"
 fi
-nice -n 10 "$PY" manage.py db_worker & pids+=($!)   # Nice=10 as deploy/systemd/certdesk-worker@.service
+# The worker's niceness, as its unit sets it: background work yields the CPU to requests.
+WORKER_NICE=$(sed -n 's/^Nice=//p' deploy/systemd/certdesk-worker@.service)
+nice -n "$WORKER_NICE" "$PY" manage.py db_worker & pids+=($!)
 "$PY" manage.py scheduler & pids+=($!)
 if [ -n "${PRODLIKE_EXIT_AFTER:-}" ]; then
   sleep "$PRODLIKE_EXIT_AFTER"
