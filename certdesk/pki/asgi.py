@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -28,9 +29,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signals
+from django.core.handlers.wsgi import WSGIRequest
 from django.db import connections
+from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
 
-from certdesk.core.middleware import PERMISSIONS_POLICY
 from certdesk.pki import conf, responder, views
 
 Scope = dict[str, Any]
@@ -38,33 +41,46 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Answer = tuple[bytes, dict[str, str]]
+Header = tuple[bytes, bytes]
 OCSP_PATH = "/pki/ocsp/"
 
 
-def _security_headers() -> dict[str, str]:
-    """What SecurityMiddleware, XFrameOptionsMiddleware and our SecurityHeadersMiddleware add to these answers."""
-    headers = {"X-Frame-Options": getattr(settings, "X_FRAME_OPTIONS", "DENY")}
-    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-        headers["X-Content-Type-Options"] = "nosniff"
-    if settings.SECURE_REFERRER_POLICY:
-        headers["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
-    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
-    headers["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY
-    headers["Permissions-Policy"] = PERMISSIONS_POLICY
-    return headers
+# The portal's middleware whose response half adds security headers (of settings.MIDDLEWARE, in its order).
+SECURITY_MIDDLEWARE = frozenset(
+    {
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "certdesk.core.middleware.SecurityHeadersMiddleware",
+    }
+)
 
 
-def _hsts_header() -> tuple[bytes, bytes] | None:
-    """SecurityMiddleware's Strict-Transport-Security, added to answers given over HTTPS."""
-    if not settings.SECURE_HSTS_SECONDS:
-        return None
-    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
-    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
-        value += "; includeSubDomains"
-    if settings.SECURE_HSTS_PRELOAD:
-        value += "; preload"
-    return (b"strict-transport-security", value.encode())
+def _no_view(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("only the middleware's response half runs here")
+
+
+def _security_headers(*, secure: bool) -> list[Header]:
+    """The headers the portal's security middleware add to an answer, over HTTPS or not: their response
+    halves run once, at start-up, on an empty answer (inner first, as Django runs them). The service
+    skips Django's handler, not its headers; no request half runs (no HTTPS redirect for OCSP)."""
+    request = WSGIRequest(
+        {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": OCSP_PATH,
+            "SERVER_NAME": "ocsp",
+            "SERVER_PORT": "443" if secure else "80",
+            "wsgi.url_scheme": "https" if secure else "http",
+            "wsgi.input": io.BytesIO(),
+        }
+    )
+    response = HttpResponse()
+    own = set(response.headers)  # Content-Type: the answer's own
+    for path in reversed(settings.MIDDLEWARE):
+        if path in SECURITY_MIDDLEWARE:
+            response = import_string(path)(_no_view).process_response(request, response)
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.items() if name not in own
+    ]
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -150,8 +166,9 @@ def ocsp_application(*, threads: int | None = None) -> AsgiApp:
     """POST /pki/ocsp/ and GET /pki/ocsp/<base64>; 405 for other methods there, 404 elsewhere."""
     threads = threads or conf.ocsp_service_threads()
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ocsp")
-    security_headers = [(name.lower().encode(), value.encode()) for name, value in _security_headers().items()]
-    hsts = _hsts_header()
+    plain_headers, https_headers = _security_headers(secure=False), _security_headers(secure=True)
+    # Without HSTS the two are the same, and the request's scheme need not be looked at.
+    https_differs = https_headers != plain_headers
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -184,9 +201,8 @@ def ocsp_application(*, threads: int | None = None) -> AsgiApp:
             return
         der, headers = await asyncio.get_running_loop().run_in_executor(executor, _answered, answer)
         response_headers = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-        response_headers += [(b"content-length", b"%d" % len(der)), *security_headers]
-        if hsts is not None and _is_secure(scope):
-            response_headers.append(hsts)
+        secure = https_differs and _is_secure(scope)
+        response_headers += [(b"content-length", b"%d" % len(der)), *(https_headers if secure else plain_headers)]
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
         await send({"type": "http.response.body", "body": der})
 

@@ -24,6 +24,7 @@ from django.core.signals import request_finished
 from django.db import connections
 from pkitestlib import issue, load_pem, openssl, pem, write
 
+from certdesk.core.middleware import PERMISSIONS_POLICY
 from certdesk.pki import responder
 from certdesk.pki.asgi import AsgiApp, ocsp_application
 from certdesk.pki.services import HierarchyInitResult, certificate_revoke
@@ -187,6 +188,21 @@ def test_answers_over_https_carry_hsts_as_django_would(
     answer = _service(app, "POST", "/pki/ocsp/", der, headers={"X-Forwarded-Proto": forwarded_proto})
     _assert_same(answer, _django("POST", "/pki/ocsp/", der, HTTP_X_FORWARDED_PROTO=forwarded_proto))
     assert ("strict-transport-security" in answer.headers) == (forwarded_proto == "https")
+    _stop(app)
+
+
+def test_the_service_adds_the_headers_the_portals_middleware_adds(live_ca: HierarchyInitResult, settings: Any) -> None:
+    # A portal without the clickjacking middleware and with another referrer policy: the service follows it.
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("XFrameOptionsMiddleware")]
+    settings.SECURE_REFERRER_POLICY = "no-referrer"
+    app = ocsp_application(threads=1)
+    issuing = x509.load_der_x509_certificate(bytes(live_ca.issuing.certificate_der or b""))
+    der = _request_der(load_pem(issue().certificate_pem), issuing)
+    answer = _service(app, "POST", "/pki/ocsp/", der)
+    _assert_same(answer, _django("POST", "/pki/ocsp/", der))
+    assert "x-frame-options" not in answer.headers
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["permissions-policy"] == PERMISSIONS_POLICY
     _stop(app)
 
 
