@@ -7,7 +7,8 @@ each round trip also costs the server and the kernel, so `row_insert_unless` and
 make a check-and-insert and an update-and-insert one statement each, and prepare them: the server
 parses and plans each once per connection, not once per certificate. Those two, the pipeline's, go
 through libpq's asynchronous calls (`_execute_meanwhile`: the record's answer is read after the lint);
-the rest, inside a transaction or alone, through one kept cursor (`_cursor`). Names come from the
+the rest, inside a transaction or alone (and all of them while an `execute_wrapper` hook is installed),
+through one kept cursor (`_cursor`). Names come from the
 model and values go through the model fields' own preparation (`pre_save`, `get_db_prep_save`), as
 the ORM's insert and update compilers do; each statement is built once per (database vendor, model,
 field names). Not a general ORM: no expressions, no signals, only what the pipeline needs."""
