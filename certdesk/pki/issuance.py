@@ -191,15 +191,16 @@ def issue(
     else:
         raise PkiError("无法分配唯一的证书序列号。", code="serial_exhausted")
     stored_findings = [str(f) for f in findings]
+
+    def mark(status: str, *, inserting: models.Model | None = None, **fields: object) -> None:
+        # Every step after the record leaves it with the lint's findings.
+        _mark(
+            record, expect=Status.RECORDED, inserting=inserting, status=status, lint_findings=stored_findings, **fields
+        )
+
     refusing = [str(f) for f in lint.blocking(findings)]
     if refusing:
-        _mark(
-            record,
-            expect=Status.RECORDED,
-            status=Status.FAILED,
-            lint_findings=stored_findings,
-            failure_reason="lint: " + "; ".join(refusing),
-        )
+        mark(Status.FAILED, failure_reason="lint: " + "; ".join(refusing))
         raise LintFailed(
             f"证书 {record.serial} 未通过 pkilint 检查，拒绝签发：" + "；".join(refusing), findings=refusing
         )
@@ -207,35 +208,15 @@ def issue(
     try:
         certificate = builder.sign(signing_key, signature_hash(signing_key))
     except Exception as exc:
-        _mark(
-            record,
-            expect=Status.RECORDED,
-            status=Status.FAILED,
-            lint_findings=stored_findings,
-            failure_reason=f"signing failed: {exc!r}",
-        )
+        mark(Status.FAILED, failure_reason=f"signing failed: {exc!r}")
         if isinstance(exc, PkiError):
             raise
         raise KeyBackendError(f"CA 密钥签名失败：{exc}", code="signing_failed") from exc
     if certificate.tbs_certificate_bytes != precertificate.tbs_certificate_bytes:
         # Never expected; keep the signed bytes for the investigation, publish nothing.
-        _mark(
-            record,
-            expect=Status.RECORDED,
-            status=Status.FAILED,
-            lint_findings=stored_findings,
-            certificate_der=_der(certificate),
-            failure_reason="signed TBS differs from the linted TBS",
-        )
+        mark(Status.FAILED, certificate_der=_der(certificate), failure_reason="signed TBS differs from the linted TBS")
         raise PkiError(f"证书 {record.serial} 签名后的内容与检查过的内容不一致，已作废。", code="tbs_mismatch")
 
     published = publish(record, certificate) if publish is not None else None
-    _mark(
-        record,
-        expect=Status.RECORDED,
-        inserting=published,
-        status=Status.ISSUED,
-        lint_findings=stored_findings,
-        certificate_der=_der(certificate),
-    )
+    mark(Status.ISSUED, inserting=published, certificate_der=_der(certificate))
     return Issued(record=record, certificate=certificate, findings=tuple(record.lint_findings))

@@ -307,14 +307,14 @@ def row_insert_unless(instance: models.Model, *, lookup: Lookup | None, meanwhil
     """
     connection = transaction.get_connection()
     if not _one_statement(connection):
+        found = None
         if lookup is not None:
             with _cursor(connection) as cursor:
                 cursor.execute(lookup.sql, lookup.params)
                 found = cursor.fetchone()
-            if found is not None:
-                return found[0], meanwhile()
-        row_insert(instance)
-        return None, meanwhile()
+        if found is None:
+            row_insert(instance)
+        return (found[0] if found is not None else None), meanwhile()
     head, placeholders, fields = _insert_statement(connection, type(instance))
     pk = connection.ops.quote_name(type(instance)._meta.pk.column)
     params = _insert_params(connection, instance, fields)
